@@ -53,9 +53,10 @@ fi
 # 3. the message wheels' exported CMake targets name include folders of their build machine
 PY_INCLUDE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 NP_INCLUDE="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
-link_path() {  # link_path TARGET LINK
-  if [ -e "$2" ]; then return 0; fi
-  mkdir -p "$(dirname "$2")" 2>/dev/null && ln -s "$1" "$2" 2>/dev/null \
+link_path() {  # link_path TARGET LINK: create or repoint the link (a real folder is left alone)
+  if [ -L "$2" ] && [ "$(readlink "$2")" = "$1" ]; then return 0; fi
+  if [ -e "$2" ] && [ ! -L "$2" ]; then return 0; fi
+  mkdir -p "$(dirname "$2")" 2>/dev/null && ln -sfn "$1" "$2" 2>/dev/null \
     || die "cannot create $2 -> $1 (needs root); create that symbolic link and run again"
   say "linked $2 -> $1"
 }

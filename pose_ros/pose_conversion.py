@@ -1,0 +1,92 @@
+"""`pose_core.Poses` <-> `pose_ros/PersonArray`.
+
+Frames: keypoints are pixels of the source image (x right, y down, origin at the top-left
+corner of the top-left pixel), exactly as `PoseEstimator` returns them; nothing is rescaled.
+The source image's header is copied unchanged (acquisition stamp, camera frame_id).
+
+Layout: `keypoint_names` and `skeleton` come from the `KeypointSpec`; every person carries the
+full keypoint set in that order, a missing joint has score 0. People are sorted by score, most
+confident first. `Person.id` is -1 (the node does not track). The box is the axis-aligned box of
+the joints with score > `bbox_min_score`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from geometry_msgs.msg import Point
+from std_msgs.msg import Header
+
+from pose_core.keypoint_specs import KeypointSpec
+from pose_core.structures import Poses
+from pose_ros.msg import Keypoint, Person, PersonArray, SkeletonEdge
+
+__all__ = ["poses_to_person_array", "person_array_to_poses", "UNTRACKED_ID"]
+
+UNTRACKED_ID = -1
+
+
+def poses_to_person_array(
+    poses: Poses,
+    header: Header,
+    image_wh: tuple[int, int],
+    spec: KeypointSpec,
+    bbox_min_score: float = 0.0,
+) -> PersonArray:
+    """Build the PersonArray for one image.
+
+    Args:
+        poses: people in image pixels, (P, J, 3) keypoints with J == spec.num_keypoints.
+        header: the source image's header, copied unchanged.
+        image_wh: (width, height) of the source image.
+        spec: keypoint layout (names, skeleton).
+        bbox_min_score: joints with a score above this value define the box.
+
+    Raises:
+        ValueError: when the poses do not have the spec's number of keypoints.
+    """
+    if poses.num_keypoints != spec.num_keypoints:
+        raise ValueError(
+            f"poses have {poses.num_keypoints} keypoints, spec {spec.name} has "
+            f"{spec.num_keypoints}"
+        )
+    msg = PersonArray()
+    msg.header = header
+    msg.image_width, msg.image_height = int(image_wh[0]), int(image_wh[1])
+    msg.keypoint_names = list(spec.names)
+    msg.skeleton = [SkeletonEdge(start=int(a), end=int(b)) for a, b in spec.skeleton]
+    if len(poses) == 0:
+        return msg
+    order = np.argsort(-poses.scores, kind="stable")
+    keypoints = poses.keypoints[order]
+    scores = poses.scores[order]
+    boxes = Poses(keypoints, scores).boxes_xywh(min_score=bbox_min_score)
+    # tolist() once: Python floats are much cheaper to assign than numpy scalars.
+    keypoint_rows = keypoints.tolist()
+    people = []
+    for person_keypoints, score, box in zip(keypoint_rows, scores.tolist(), boxes.tolist()):
+        person = Person()
+        person.id = UNTRACKED_ID
+        person.score = score
+        person.keypoints = [
+            Keypoint(x=x, y=y, score=s, position=Point(), has_position=False)
+            for x, y, s in person_keypoints
+        ]
+        person.bbox_x, person.bbox_y, person.bbox_width, person.bbox_height = box
+        people.append(person)
+    msg.people = people
+    return msg
+
+
+def person_array_to_poses(msg: PersonArray) -> Poses:
+    """Read the people of a PersonArray back into `Poses` (image pixels, in message order)."""
+    num_keypoints = len(msg.keypoint_names)
+    keypoints = np.zeros((len(msg.people), num_keypoints, 3), np.float32)
+    scores = np.zeros((len(msg.people),), np.float32)
+    for i, person in enumerate(msg.people):
+        if len(person.keypoints) != num_keypoints:
+            raise ValueError(
+                f"person {i} has {len(person.keypoints)} keypoints, layout has {num_keypoints}"
+            )
+        keypoints[i] = [(k.x, k.y, k.score) for k in person.keypoints]
+        scores[i] = person.score
+    return Poses(keypoints, scores)

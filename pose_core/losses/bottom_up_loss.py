@@ -1,0 +1,94 @@
+"""The bottom-up training loss: per-resolution masked heatmap MSE + AE push/pull.
+
+Mirrors HigherHRNet `lib/core/loss.py::MultiLossFactory` together with the trainer's reduction
+(`lib/core/trainer.py`): each term is averaged over the batch and multiplied by its factor;
+the total the trainer backpropagates is Σ_res heatmaps_res + push + pull. Official W32-512 COCO
+values: heatmap factors (1.0, 1.0), AE at resolution 0 only, push/pull factors 0.001, type 'exp'.
+
+Shapes: outputs[i] (B, C_i, H_i, W_i) with channels [0, J) heatmaps and, where AE is on,
+[J, 2J) tag maps; heatmaps[i] (B, J, H_i, W_i); masks[i] (B, H_i, W_i);
+joints (B, P, J, 2) int64 AE indices at the first AE resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from pose_core.losses.ae_loss import AE_LOSS_TYPES, ae_loss
+from pose_core.losses.heatmap_loss import masked_heatmap_mse
+
+__all__ = ["BottomUpLoss"]
+
+
+class BottomUpLoss(nn.Module):
+    """HigherHRNet loss as a dict of batch-averaged scalar terms.
+
+    Args:
+        num_joints: J.
+        heatmap_factors: factor per resolution (its length is the number of resolutions).
+        with_ae: per resolution, whether that output carries tags (official: (True, False)).
+        push_factor: AE push factor (0.001).
+        pull_factor: AE pull factor (0.001).
+        ae_loss_type: "exp" (official yaml) or "max".
+    """
+
+    def __init__(
+        self,
+        num_joints: int,
+        heatmap_factors: Sequence[float] = (1.0, 1.0),
+        with_ae: Sequence[bool] = (True, False),
+        push_factor: float = 0.001,
+        pull_factor: float = 0.001,
+        ae_loss_type: str = "exp",
+    ) -> None:
+        super().__init__()
+        if len(with_ae) != len(heatmap_factors):
+            raise ValueError("heatmap_factors and with_ae need one entry per resolution")
+        if ae_loss_type not in AE_LOSS_TYPES:
+            raise ValueError(f"ae_loss_type must be one of {AE_LOSS_TYPES}, got {ae_loss_type!r}")
+        self.num_joints = int(num_joints)
+        self.heatmap_factors = tuple(float(f) for f in heatmap_factors)
+        self.with_ae = tuple(bool(a) for a in with_ae)
+        self.push_factor = float(push_factor)
+        self.pull_factor = float(pull_factor)
+        self.ae_loss_type = ae_loss_type
+
+    def forward(
+        self,
+        outputs: Sequence[Tensor],
+        heatmaps: Sequence[Tensor],
+        masks: Sequence[Tensor],
+        joints: Tensor,
+    ) -> dict[str, Tensor]:
+        """Compute the terms.
+
+        Returns:
+            {"heatmaps_0": ..., "heatmaps_1": ..., "push": ..., "pull": ...}: scalar tensors,
+            factors applied; the training loss is the sum of the values. "push"/"pull" are
+            summed over the AE resolutions (one in the official set-up).
+        """
+        if not (len(outputs) == len(heatmaps) == len(masks) == len(self.heatmap_factors)):
+            raise ValueError(
+                f"expected {len(self.heatmap_factors)} resolutions, got outputs={len(outputs)}, "
+                f"heatmaps={len(heatmaps)}, masks={len(masks)}"
+            )
+        terms: dict[str, Tensor] = {}
+        push_total: Tensor | None = None
+        pull_total: Tensor | None = None
+        num = self.num_joints
+        for i, output in enumerate(outputs):
+            per_sample = masked_heatmap_mse(output[:, :num], heatmaps[i], masks[i])
+            terms[f"heatmaps_{i}"] = per_sample.mean() * self.heatmap_factors[i]
+            if self.with_ae[i]:
+                tags = output[:, num:].reshape(output.shape[0], -1)
+                push, pull = ae_loss(tags, joints, self.ae_loss_type)
+                push = push.mean() * self.push_factor
+                pull = pull.mean() * self.pull_factor
+                push_total = push if push_total is None else push_total + push
+                pull_total = pull if pull_total is None else pull_total + pull
+        if push_total is not None and pull_total is not None:
+            terms["push"] = push_total
+            terms["pull"] = pull_total
+        return terms

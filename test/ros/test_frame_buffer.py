@@ -1,0 +1,88 @@
+"""The newest-frame buffer and its worker: drop-oldest, counts, no backlog, survives errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from pose_ros.frame_buffer import FrameWorker, LatestFrameBuffer
+
+
+def test_put_replaces_the_waiting_frame_and_counts_it() -> None:
+    buffer: LatestFrameBuffer[int] = LatestFrameBuffer()
+    assert buffer.put(1) is False
+    assert buffer.put(2) is True
+    assert buffer.put(3) is True
+    assert buffer.get(timeout=0) == 3
+    assert buffer.get(timeout=0.01) is None
+    counts = buffer.counts()
+    assert (counts.received, counts.dropped, counts.taken) == (3, 2, 1)
+
+
+def test_clear_and_close() -> None:
+    buffer: LatestFrameBuffer[str] = LatestFrameBuffer()
+    buffer.put("a")
+    assert buffer.clear() is True and not buffer.pending
+    assert buffer.counts().dropped == 1
+    waiter_result: list[object] = []
+    waiter = threading.Thread(target=lambda: waiter_result.append(buffer.get()))
+    waiter.start()
+    time.sleep(0.05)
+    buffer.close()
+    waiter.join(2.0)
+    assert waiter_result == [None]
+
+
+def test_worker_always_gets_the_newest_frame_and_never_builds_a_backlog() -> None:
+    buffer: LatestFrameBuffer[int] = LatestFrameBuffer()
+    processed: list[int] = []
+
+    def slow_handler(item: int) -> None:
+        time.sleep(0.02)
+        processed.append(item)
+
+    worker = FrameWorker(buffer, slow_handler)
+    worker.start()
+    for i in range(200):  # ~10x faster than the handler
+        buffer.put(i)
+        time.sleep(0.002)
+    deadline = time.monotonic() + 2.0
+    while buffer.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert worker.stop()
+    counts = buffer.counts()
+    assert processed[-1] == 199  # the newest frame is processed
+    assert processed == sorted(processed)
+    assert counts.received == 200
+    assert counts.taken == len(processed)
+    assert counts.dropped + counts.taken == counts.received
+    assert counts.dropped > 100
+
+
+def test_worker_survives_handler_errors() -> None:
+    buffer: LatestFrameBuffer[int] = LatestFrameBuffer()
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def handler(item: int) -> None:
+        if item % 2:
+            raise RuntimeError(f"bad {item}")
+        seen.append(item)
+
+    worker = FrameWorker(buffer, handler, on_error=errors.append)
+    worker.start()
+    for i in range(6):
+        buffer.put(i)
+        deadline = time.monotonic() + 2.0
+        while buffer.pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.02)
+    assert worker.stop()
+    assert seen == [0, 2, 4] and worker.errors == 3 and len(errors) == 3
+    worker.start()  # restartable
+    buffer.put(8)
+    deadline = time.monotonic() + 2.0
+    while 8 not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.stop() and seen[-1] == 8

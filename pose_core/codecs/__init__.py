@@ -1,0 +1,1 @@
+"""Codecs: pure encode/decode of training targets and network outputs (heatmaps, AE tags, DARK)."""

@@ -1,0 +1,150 @@
+"""Model registry: named, fully specified networks (architecture, input size, keypoints, norm).
+
+`build_model(name)` returns a randomly initialised network (official initialisation); load
+weights with `pose_core.models.checkpoint.load_checkpoint`. Bottom-up (`higherhrnet_*`) models
+return `[(N, 2J, H/4, W/4), (N, J, H/2, W/2)]`; top-down (`hrnet_*`) models return
+`(N, J, H/4, W/4)`. Networks expect RGB images scaled to [0, 1], then normalised with
+`ModelInfo.mean` / `ModelInfo.std`. `input_size` is (w, h).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torch import nn
+
+from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14, KeypointSpec
+from pose_core.models.higher_hrnet import (
+    HIGHER_HRNET_LITE_W16,
+    HigherHRNet,
+    HigherHRNetSpec,
+    build_higher_hrnet,
+    higher_hrnet_lite_w16,
+    higher_hrnet_w32,
+    higher_hrnet_w48,
+)
+from pose_core.models.hrnet import (
+    HRNetSpec,
+    StageSpec,
+    TopDownHRNet,
+    build_top_down_hrnet,
+    hrnet_w32,
+    hrnet_w48,
+)
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MODELS",
+    "MODEL_NAMES",
+    "ModelInfo",
+    "model_info",
+    "build_model",
+    "build_higher_hrnet",
+    "build_top_down_hrnet",
+    "HigherHRNet",
+    "HigherHRNetSpec",
+    "HIGHER_HRNET_LITE_W16",
+    "HRNetSpec",
+    "StageSpec",
+    "TopDownHRNet",
+]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered name stands for.
+
+    Attributes:
+        name: registry name.
+        family: "higherhrnet" (bottom-up, AE tags) or "hrnet" (top-down heatmaps).
+        input_size: network input (w, h) in pixels used for training / the official test.
+        keypoints: joint layout of the outputs.
+        width: HRNet width C (channels of the highest-resolution branch).
+        factory: builds the network for `keypoints` (random init).
+        mean / std: RGB normalisation on the [0, 1] scale.
+    """
+
+    name: str
+    family: Literal["higherhrnet", "hrnet"]
+    input_size: tuple[int, int]
+    keypoints: KeypointSpec
+    width: int
+    factory: Callable[[KeypointSpec], nn.Module] = field(repr=False, compare=False)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @property
+    def num_joints(self) -> int:
+        return self.keypoints.num_keypoints
+
+
+MODELS: dict[str, ModelInfo] = {
+    "higherhrnet_lite_w16_256_coco": ModelInfo(
+        "higherhrnet_lite_w16_256_coco", "higherhrnet", (256, 256), COCO_17, 16,
+        higher_hrnet_lite_w16,
+    ),
+    "higherhrnet_w32_512_coco": ModelInfo(
+        "higherhrnet_w32_512_coco", "higherhrnet", (512, 512), COCO_17, 32, higher_hrnet_w32
+    ),
+    "higherhrnet_w32_640_coco": ModelInfo(
+        "higherhrnet_w32_640_coco", "higherhrnet", (640, 640), COCO_17, 32, higher_hrnet_w32
+    ),
+    "higherhrnet_w48_640_coco": ModelInfo(
+        "higherhrnet_w48_640_coco", "higherhrnet", (640, 640), COCO_17, 48, higher_hrnet_w48
+    ),
+    "higherhrnet_w32_512_crowdpose": ModelInfo(
+        "higherhrnet_w32_512_crowdpose", "higherhrnet", (512, 512), CROWDPOSE_14, 32,
+        higher_hrnet_w32,
+    ),
+    "higherhrnet_w32_640_crowdpose": ModelInfo(
+        "higherhrnet_w32_640_crowdpose", "higherhrnet", (640, 640), CROWDPOSE_14, 32,
+        higher_hrnet_w32,
+    ),
+    "higherhrnet_w48_640_crowdpose": ModelInfo(
+        "higherhrnet_w48_640_crowdpose", "higherhrnet", (640, 640), CROWDPOSE_14, 48,
+        higher_hrnet_w48,
+    ),
+    "hrnet_w32_256x192_coco": ModelInfo(
+        "hrnet_w32_256x192_coco", "hrnet", (192, 256), COCO_17, 32, hrnet_w32
+    ),
+    "hrnet_w32_384x288_coco": ModelInfo(
+        "hrnet_w32_384x288_coco", "hrnet", (288, 384), COCO_17, 32, hrnet_w32
+    ),
+    "hrnet_w48_256x192_coco": ModelInfo(
+        "hrnet_w48_256x192_coco", "hrnet", (192, 256), COCO_17, 48, hrnet_w48
+    ),
+    "hrnet_w48_384x288_coco": ModelInfo(
+        "hrnet_w48_384x288_coco", "hrnet", (288, 384), COCO_17, 48, hrnet_w48
+    ),
+    "hrnet_w32_256x192_crowdpose": ModelInfo(
+        "hrnet_w32_256x192_crowdpose", "hrnet", (192, 256), CROWDPOSE_14, 32, hrnet_w32
+    ),
+    "hrnet_w48_256x192_crowdpose": ModelInfo(
+        "hrnet_w48_256x192_crowdpose", "hrnet", (192, 256), CROWDPOSE_14, 48, hrnet_w48
+    ),
+}
+
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+
+
+def model_info(name: str) -> ModelInfo:
+    """The `ModelInfo` of a registered name (raises KeyError listing the known names)."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}") from None
+
+
+def build_model(name: str) -> nn.Module:
+    """Build the registered network `name` with random (official-style) initialisation.
+
+    The returned module is in training mode; call `.eval()` for inference.
+    """
+    info = model_info(name)
+    return info.factory(info.keypoints)

@@ -1,0 +1,305 @@
+"""Parameters of the pose node: one declaration table, one frozen validated `NodeParams`.
+
+Every parameter is declared by `declare_node_parameters` with a `ParameterDescriptor`
+(description, range, read-only flag). Read-only parameters change what is loaded or subscribed
+(model, device, topic type...): set them in the YAML file / command line and reconfigure. The
+others may be changed at run time; `validate_parameter_update` is installed as the node's
+on-set-parameters callback, so an invalid value is refused at set time with a reason.
+
+Defaults are also the values of `config/pose_node.yaml`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from pose_core.default_model import DEFAULT_MODEL
+
+__all__ = [
+    "NodeParams",
+    "ParameterSpec",
+    "PARAMETER_SPECS",
+    "DEVICES",
+    "BACKENDS",
+    "IMPLEMENTED_BACKENDS",
+    "declare_node_parameters",
+    "read_node_params",
+    "validate_parameter_update",
+]
+
+DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+IMPLEMENTED_BACKENDS = ("torch",)
+_CUDA_INDEX = re.compile(r"^cuda:\d+$")
+MAX_IMAGE_PIXELS_LIMIT = 7680 * 4320
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """The validated parameters of one pose node (see `PARAMETER_SPECS` for the meaning)."""
+
+    model: str = DEFAULT_MODEL
+    checkpoint: str = ""
+    device: str = "auto"
+    backend: str = "torch"
+    fp16: bool = False
+    flip_test: bool = False
+    scales: tuple[float, ...] = (1.0,)
+    detection_threshold: float = 0.1
+    tag_threshold: float = 1.0
+    max_people: int = 30
+    max_input_size: int = 0
+    compressed: bool = False
+    max_image_pixels: int = 4096 * 2304
+    publish_annotated_image: bool = True
+    publish_markers: bool = True
+    keypoint_min_score: float = 0.1
+    marker_metres_per_pixel: float = 0.002
+    marker_plane_depth: float = 1.0
+    diagnostics_period: float = 1.0
+    auto_activate: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        problem = self.problem()
+        if problem:
+            raise ValueError(problem)
+
+    def problem(self) -> str:
+        """The first reason these values are invalid, or '' when they are valid."""
+        # imported here: pose_core.models imports torch, which params users may not need yet
+        from pose_core.models import MODEL_NAMES
+
+        if self.model not in MODEL_NAMES:
+            return f"model '{self.model}' is unknown; expected one of {', '.join(MODEL_NAMES)}"
+        if self.checkpoint and not os.path.isfile(self.checkpoint):
+            return f"checkpoint '{self.checkpoint}' is not a file"
+        if self.device not in DEVICES and not _CUDA_INDEX.match(self.device):
+            return f"device '{self.device}' must be one of {'|'.join(DEVICES)} or cuda:<index>"
+        if self.backend not in BACKENDS:
+            return f"backend '{self.backend}' must be one of {'|'.join(BACKENDS)}"
+        if self.backend not in IMPLEMENTED_BACKENDS:
+            return f"backend '{self.backend}' is reserved and not implemented yet; use torch"
+        if self.fp16 and self.device == "cpu":
+            return "fp16 needs a CUDA device (device is cpu)"
+        if not self.scales or len(self.scales) > 4:
+            return f"scales must have 1 to 4 entries, got {len(self.scales)}"
+        if any(not 0.25 <= s <= 4.0 for s in self.scales):
+            return f"scales must lie in [0.25, 4.0], got {list(self.scales)}"
+        if self.max_input_size and (self.max_input_size % 32 or self.max_input_size < 64):
+            return f"max_input_size must be 0 or a multiple of 32 >= 64, got {self.max_input_size}"
+        return ""
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> NodeParams:
+        """Build from a name -> value mapping (unknown names are refused).
+
+        Raises:
+            ValueError: with the reason, for an unknown name or an invalid value.
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown parameters: {', '.join(unknown)}")
+        return cls(**{name: values[name] for name in names if name in values})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists for arrays), as a YAML file or a launch override holds them."""
+        values = asdict(self)
+        values["scales"] = list(self.scales)
+        return values
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """Declaration of one ROS parameter.
+
+    Attributes:
+        name: parameter name (also the NodeParams field).
+        description: shown by `ros2 param describe`.
+        read_only: True when a change needs a reconfigure (model, device, subscription...).
+        float_range / integer_range: (from, to, step) enforced by rclpy at set time.
+        additional_constraints: free text for the descriptor.
+    """
+
+    name: str
+    description: str
+    read_only: bool = False
+    float_range: tuple[float, float, float] | None = None
+    integer_range: tuple[int, int, int] | None = None
+    additional_constraints: str = ""
+
+
+PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
+    ParameterSpec("model", "pose_core model name (pose_core.MODEL_NAMES)", read_only=True),
+    ParameterSpec(
+        "checkpoint",
+        "checkpoint file; '' = the shipped weights of the default model",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "device", "compute device", read_only=True, additional_constraints="auto|cpu|cuda[:N]"
+    ),
+    ParameterSpec(
+        "backend",
+        "inference backend; onnxruntime and tensorrt are reserved (not implemented yet)",
+        read_only=True,
+        additional_constraints="torch",
+    ),
+    ParameterSpec("fp16", "half-precision inference (CUDA only)", read_only=True),
+    ParameterSpec("flip_test", "average with the horizontally flipped image (2x the cost)"),
+    ParameterSpec(
+        "scales",
+        "test-time scales (multi-scale inference), 1 to 4 values in [0.25, 4]",
+        additional_constraints="1..4 values in [0.25, 4.0]",
+    ),
+    ParameterSpec(
+        "detection_threshold", "minimum heatmap peak of a joint", float_range=(0.0, 1.0, 0.0)
+    ),
+    ParameterSpec(
+        "tag_threshold",
+        "maximum tag distance to join a joint to a person",
+        float_range=(0.0, 100.0, 0.0),
+    ),
+    ParameterSpec("max_people", "maximum people per image", integer_range=(1, 100, 1)),
+    ParameterSpec(
+        "max_input_size",
+        "network input size (longer side, multiple of 32); 0 = the model's own",
+        integer_range=(0, 2048, 32),
+    ),
+    ParameterSpec(
+        "compressed",
+        "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "max_image_pixels",
+        "images with more pixels are rejected before conversion",
+        integer_range=(1, MAX_IMAGE_PIXELS_LIMIT, 1),
+    ),
+    ParameterSpec(
+        "publish_annotated_image", "publish annotated_image (only while it has subscribers)"
+    ),
+    ParameterSpec("publish_markers", "publish markers (only while it has subscribers)"),
+    ParameterSpec(
+        "keypoint_min_score",
+        "joints at or below this score are not drawn",
+        float_range=(0.0, 1.0, 0.0),
+    ),
+    ParameterSpec(
+        "marker_metres_per_pixel",
+        "marker display scale: metres per image pixel",
+        float_range=(1e-5, 1.0, 0.0),
+    ),
+    ParameterSpec(
+        "marker_plane_depth",
+        "distance of the marker display plane from the camera, metres",
+        float_range=(0.01, 100.0, 0.0),
+    ),
+    ParameterSpec(
+        "diagnostics_period",
+        "seconds between /diagnostics messages",
+        read_only=True,
+        float_range=(0.1, 60.0, 0.0),
+    ),
+    ParameterSpec(
+        "auto_activate", "configure and activate the lifecycle node at start", read_only=True
+    ),
+)
+
+
+def _descriptor(spec: ParameterSpec, default: Any) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(
+        name=spec.name,
+        description=spec.description,
+        read_only=spec.read_only,
+        additional_constraints=spec.additional_constraints,
+    )
+    if isinstance(default, bool):
+        descriptor.type = ParameterType.PARAMETER_BOOL
+    elif isinstance(default, int):
+        descriptor.type = ParameterType.PARAMETER_INTEGER
+    elif isinstance(default, float):
+        descriptor.type = ParameterType.PARAMETER_DOUBLE
+    elif isinstance(default, str):
+        descriptor.type = ParameterType.PARAMETER_STRING
+    else:
+        descriptor.type = ParameterType.PARAMETER_DOUBLE_ARRAY
+    if spec.float_range is not None:
+        low, high, step = spec.float_range
+        descriptor.floating_point_range = [
+            FloatingPointRange(from_value=low, to_value=high, step=step)
+        ]
+    if spec.integer_range is not None:
+        low, high, step = spec.integer_range
+        descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=step)]
+    return descriptor
+
+
+def declare_node_parameters(node: Node, defaults: NodeParams | None = None) -> NodeParams:
+    """Declare every parameter of `PARAMETER_SPECS` on `node` and return the validated values.
+
+    Values given as overrides (YAML file, command line) replace the defaults. Also installs
+    `validate_parameter_update` as an on-set-parameters callback.
+
+    Raises:
+        ValueError: when the initial values are invalid (the reason says which).
+    """
+    defaults = defaults if defaults is not None else NodeParams()
+    default_values = defaults.to_dict()
+    for spec in PARAMETER_SPECS:
+        default = default_values[spec.name]
+        node.declare_parameter(spec.name, default, _descriptor(spec, default))
+    node.add_on_set_parameters_callback(
+        lambda parameters: validate_parameter_update(node, parameters)
+    )
+    return read_node_params(node)
+
+
+def _current_values(node: Node) -> dict[str, Any]:
+    values = {}
+    for spec in PARAMETER_SPECS:
+        value = node.get_parameter(spec.name).value
+        values[spec.name] = tuple(value) if spec.name == "scales" else value
+    return values
+
+
+def read_node_params(node: Node) -> NodeParams:
+    """The node's current parameter values, validated.
+
+    Raises:
+        ValueError: with the reason when they are invalid.
+    """
+    return NodeParams.from_mapping(_current_values(node))
+
+
+def validate_parameter_update(
+    node: Node, parameters: Iterable[Parameter]
+) -> SetParametersResult:
+    """on-set-parameters callback: accept the change only if the resulting NodeParams is valid."""
+    values = _current_values(node)
+    names = {spec.name for spec in PARAMETER_SPECS}
+    for parameter in parameters:
+        if parameter.name not in names:
+            continue  # e.g. qos_overrides.*, use_sim_time: not ours
+        value = parameter.value
+        values[parameter.name] = tuple(value) if parameter.name == "scales" else value
+    try:
+        NodeParams.from_mapping(values)
+    except (ValueError, TypeError) as error:
+        return SetParametersResult(successful=False, reason=str(error))
+    return SetParametersResult(successful=True)

@@ -528,6 +528,10 @@ def sample_layout(
         height_px = float(math.exp(rng.uniform(math.log(config.min_height_px),
                                                math.log(max_height))))
         pose = None
+        candidate = _sample_pose(rng, (0.0, 0.0), height_px, config.back_facing_prob)
+        x0, y0, x1, y1 = _pose_extent(candidate)
+        bw, bh = x1 - x0, y1 - y0
+        margin_x, margin_y = config.truncation * bw, config.truncation * bh
         for _attempt in range(12):
             if placed and rng.uniform() < config.overlap:
                 anchor = placed[int(rng.integers(len(placed)))][1]
@@ -537,11 +541,7 @@ def sample_layout(
                 cy = ay + rng.normal(0, 0.3) * max(anchor[3], height_px)
             else:
                 cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-            candidate = _sample_pose(rng, (0.0, 0.0), height_px, config.back_facing_prob)
-            x0, y0, x1, y1 = _pose_extent(candidate)
             # put the box centre at (cx, cy), then keep truncation within limits
-            bw, bh = x1 - x0, y1 - y0
-            margin_x, margin_y = config.truncation * bw, config.truncation * bh
             left = float(np.clip(cx - bw / 2, -margin_x, max(w - bw + margin_x, -margin_x)))
             top = float(np.clip(cy - bh / 2, -margin_y, max(h - bh + margin_y, -margin_y)))
             box = (left, top, bw, bh)
@@ -619,17 +619,26 @@ def _rot_x(deg: float) -> np.ndarray:
 
 def _limb_dirs(flexion: float, abduction: float, bend: float, side: float,
                bend_forward: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Unit directions (body frame: X left, Y up, Z forward) of a proximal and distal segment."""
+    """Unit directions (body frame: X left, Y up, Z forward) of a proximal and distal segment.
+
+    The proximal segment hangs down, swung forward by `flexion` and sideways (outward) by
+    `abduction`; the distal one is bent by `bend` toward the front (elbow) or back (knee).
+    """
     f, a = math.radians(flexion), math.radians(abduction)
-    upper = np.array([side * math.sin(a) * math.cos(f), -math.cos(a) * math.cos(f),
-                      math.sin(f)])
-    upper /= np.linalg.norm(upper)
-    target = np.array([0.0, 0.0, 1.0 if bend_forward else -1.0])
-    perp = target - upper * float(target @ upper)
-    norm = float(np.linalg.norm(perp))
-    perp = perp / norm if norm > 1e-6 else np.array([0.0, 1.0, 0.0])
-    b = math.radians(bend)
-    lower = upper * math.cos(b) + perp * math.sin(b)
+    ux, uy, uz = side * math.sin(a) * math.cos(f), -math.cos(a) * math.cos(f), math.sin(f)
+    norm = math.sqrt(ux * ux + uy * uy + uz * uz)
+    ux, uy, uz = ux / norm, uy / norm, uz / norm
+    tz = 1.0 if bend_forward else -1.0
+    # component of the bend target (+-Z) orthogonal to the proximal segment
+    px, py, pz = -ux * uz * tz, -uy * uz * tz, tz - uz * uz * tz
+    norm = math.sqrt(px * px + py * py + pz * pz)
+    if norm > 1e-6:
+        px, py, pz = px / norm, py / norm, pz / norm
+    else:
+        px, py, pz = 0.0, 1.0, 0.0
+    cb, sb = math.cos(math.radians(bend)), math.sin(math.radians(bend))
+    upper = np.array([ux, uy, uz])
+    lower = np.array([ux * cb + px * sb, uy * cb + py * sb, uz * cb + pz * sb])
     return upper, lower
 
 
@@ -737,30 +746,42 @@ class _Canvas:
         self.image = image
         self.labels = labels
         self.light = light  # unit 2-vector toward the light (image frame)
+        self.light_x, self.light_y = float(light[0]), float(light[1])
 
     def capsule(self, p0: np.ndarray, p1: np.ndarray, r0: float, r1: float,
                 colour: Sequence[float], label: int, shade: bool = True) -> None:
-        d = p1 - p0
-        length = float(math.hypot(d[0], d[1]))
-        n = np.array([-d[1], d[0]]) / length if length > 1e-6 else np.array([1.0, 0.0])
-        if float(n @ self.light) < 0:
-            n = -n
+        """A tapered capsule from p0 (radius r0) to p1 (radius r1), shaded like a cylinder."""
+        x0, y0, x1, y1 = float(p0[0]), float(p0[1]), float(p1[0]), float(p1[1])
+        dx, dy = x1 - x0, y1 - y0
+        length = math.hypot(dx, dy)
+        nx, ny = (-dy / length, dx / length) if length > 1e-6 else (1.0, 0.0)
+        if nx * self.light_x + ny * self.light_y < 0:
+            nx, ny = -nx, -ny
         r0, r1 = max(r0, 0.5), max(r1, 0.5)
-        quad = _fix(np.stack([p0 + n * r0, p1 + n * r1, p1 - n * r1, p0 - n * r0]))
-        c0, c1 = _fix(p0), _fix(p1)
-        ir0, ir1 = int(r0 * _ONE), int(r1 * _ONE)
+        one = _ONE
+        quad = np.array([
+            [round((x0 + nx * r0) * one), round((y0 + ny * r0) * one)],
+            [round((x1 + nx * r1) * one), round((y1 + ny * r1) * one)],
+            [round((x1 - nx * r1) * one), round((y1 - ny * r1) * one)],
+            [round((x0 - nx * r0) * one), round((y0 - ny * r0) * one)],
+        ], np.int32)
+        c0, c1 = (round(x0 * one), round(y0 * one)), (round(x1 * one), round(y1 * one))
+        ir0, ir1 = int(r0 * one), int(r1 * one)
         for target, value in ((self.labels, label), (self.image, _scaled(colour, 0.72)
                                                      if shade else colour)):
             cv2.fillConvexPoly(target, quad, value, cv2.LINE_8, _SHIFT)
-            cv2.circle(target, (int(c0[0]), int(c0[1])), ir0, value, -1, cv2.LINE_8, _SHIFT)
-            cv2.circle(target, (int(c1[0]), int(c1[1])), ir1, value, -1, cv2.LINE_8, _SHIFT)
+            cv2.circle(target, c0, ir0, value, -1, cv2.LINE_8, _SHIFT)
+            cv2.circle(target, c1, ir1, value, -1, cv2.LINE_8, _SHIFT)
         if shade and min(r0, r1) >= 1.5:
-            off = n * 0.25
-            q0, q1 = p0 + off * r0, p1 + off * r1
-            quad = _fix(np.stack([q0 + n * r0 * 0.45, q1 + n * r1 * 0.45,
-                                  q1 - n * r1 * 0.45, q0 - n * r0 * 0.45]))
-            light = _scaled(colour, 1.08)
-            cv2.fillConvexPoly(self.image, quad, light, cv2.LINE_8, _SHIFT)
+            a0, a1 = 0.25 * r0, 0.25 * r1
+            b0, b1 = 0.45 * r0, 0.45 * r1
+            quad = np.array([
+                [round((x0 + nx * (a0 + b0)) * one), round((y0 + ny * (a0 + b0)) * one)],
+                [round((x1 + nx * (a1 + b1)) * one), round((y1 + ny * (a1 + b1)) * one)],
+                [round((x1 + nx * (a1 - b1)) * one), round((y1 + ny * (a1 - b1)) * one)],
+                [round((x0 + nx * (a0 - b0)) * one), round((y0 + ny * (a0 - b0)) * one)],
+            ], np.int32)
+            cv2.fillConvexPoly(self.image, quad, _scaled(colour, 1.08), cv2.LINE_8, _SHIFT)
 
     def polygon(self, pts: np.ndarray, colour: Sequence[float], label: int) -> None:
         hull = cv2.convexHull(_fix(pts))
@@ -1031,8 +1052,8 @@ def _render(layout: SceneLayout, only: Iterable[int] | None, distractors: bool,
     points = _COCO_POINTS if layout.keypoints == "coco" else _CROWDPOSE_POINTS
     num_joints = len(points)
     keypoints = np.zeros((num, num_joints, 3), np.float32)
-    person_map = np.where(labels > 0, (labels.astype(np.int32) - 1) // _PART_STRIDE,
-                          -1).astype(np.int16)
+    # label 1 + p * 16 + part  ->  p; background 0 -> -1
+    person_map = ((labels.astype(np.int16) + (_PART_STRIDE - 1)) >> 4) - 1
     for k, body in enumerate(bodies):
         for j, point in enumerate(points):
             x, y = float(body.points[point, 0]), float(body.points[point, 1])
@@ -1048,21 +1069,30 @@ def _render(layout: SceneLayout, only: Iterable[int] | None, distractors: bool,
                 visible = False
             keypoints[k, j] = (x, y, 2.0 if visible else 1.0)
 
-    counts = np.bincount(person_map.ravel() + 1, minlength=num + 1)[1:]
-    areas = counts.astype(np.float32)
+    areas = np.zeros((num,), np.float32)
     boxes = np.zeros((num, 4), np.float32)
-    for k in range(num):
-        if counts[k] > 0:
-            m = person_map == k
-            ys = np.flatnonzero(m.any(axis=1))
-            xs = np.flatnonzero(m.any(axis=0))
-            boxes[k] = (xs[0], ys[0], xs[-1] - xs[0] + 1, ys[-1] - ys[0] + 1)
+    for k, body in enumerate(bodies):
+        # the person's pixels lie within its projected points grown by the largest radius
+        pad = int(max(body.head_axes) + body.radii["thigh"] + body.radii["torso_depth"]) + 2
+        x0 = max(int(body.points[:, 0].min()) - pad, 0)
+        y0 = max(int(body.points[:, 1].min()) - pad, 0)
+        x1 = min(int(body.points[:, 0].max()) + pad + 1, w)
+        y1 = min(int(body.points[:, 1].max()) + pad + 1, h)
+        count = 0
+        if x1 > x0 and y1 > y0:
+            roi = person_map[y0:y1, x0:x1] == k
+            count = int(np.count_nonzero(roi))
+        areas[k] = count
+        if count > 0:
+            ys = np.flatnonzero(roi.any(axis=1))
+            xs = np.flatnonzero(roi.any(axis=0))
+            boxes[k] = (x0 + xs[0], y0 + ys[0], xs[-1] - xs[0] + 1, ys[-1] - ys[0] + 1)
         else:
             labelled = keypoints[k, keypoints[k, :, 2] > 0, :2]
             if len(labelled):
-                x0, y0 = labelled.min(axis=0)
-                x1, y1 = labelled.max(axis=0)
-                boxes[k] = (x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+                lx0, ly0 = labelled.min(axis=0)
+                lx1, ly1 = labelled.max(axis=0)
+                boxes[k] = (lx0, ly0, lx1 - lx0 + 1, ly1 - ly0 + 1)
     ids = np.array([layout.people[i].person_id for i in indices], np.int64)
     return SyntheticScene(
         image_bgr=image, keypoints=keypoints, boxes=boxes, areas=areas, ids=ids,

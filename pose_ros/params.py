@@ -86,6 +86,11 @@ class NodeParams:
 
         if self.model not in MODEL_NAMES:
             return f"model '{self.model}' is unknown; expected one of {', '.join(MODEL_NAMES)}"
+        if not self.checkpoint and self.model != DEFAULT_MODEL:
+            return (
+                f"model '{self.model}' needs a checkpoint (the shipped weights are for "
+                f"{DEFAULT_MODEL} only)"
+            )
         if self.checkpoint and not os.path.isfile(self.checkpoint):
             return f"checkpoint '{self.checkpoint}' is not a file"
         if self.device not in DEVICES and not _CUDA_INDEX.match(self.device):

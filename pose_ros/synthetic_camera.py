@@ -1,0 +1,150 @@
+"""A camera that films the synthetic world: the built-in default input of the pose node.
+
+Publishes frames of `pose_core.data.synthetic.SyntheticVideo` (people walking across a fixed
+scene) as `image` (sensor_msgs/Image, bgr8) and `camera_info` (an ideal pinhole, no distortion:
+fx = fy = `focal_px` or the image width, principal point at the image centre), optionally also
+`image/compressed` (JPEG). Stamps are the node clock at publication; `frame_id` is a parameter.
+Topics are relative; QoS is SensorData (best effort, depth 5) with the standard overrides.
+
+Frame index i is published at the i-th tick of the `rate` timer; the video loops after
+`loop_frames` frames (0 = never), so long runs stay deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from pose_core.data.synthetic import SyntheticScene, SyntheticVideo
+from pose_ros.image_conversion import bgr_to_compressed, bgr_to_image
+
+__all__ = ["SyntheticCameraNode", "pinhole_camera_info", "main"]
+
+
+def pinhole_camera_info(header: Header, width: int, height: int, focal_px: float) -> CameraInfo:
+    """An ideal pinhole CameraInfo (plumb_bob with zero distortion)."""
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    info = CameraInfo(header=header, width=width, height=height, distortion_model="plumb_bob")
+    info.d = [0.0] * 5
+    info.k = [focal_px, 0.0, cx, 0.0, focal_px, cy, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [focal_px, 0.0, cx, 0.0, 0.0, focal_px, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+def _int_range(low: int, high: int) -> list[IntegerRange]:
+    return [IntegerRange(from_value=low, to_value=high, step=1)]
+
+
+class SyntheticCameraNode(Node):
+    """Publishes the synthetic video at a fixed rate (see the module docstring).
+
+    Args:
+        node_name: ROS node name.
+        **kwargs: passed to `rclpy.node.Node` (context, parameter_overrides, namespace, ...).
+    """
+
+    def __init__(self, node_name: str = "synthetic_camera", **kwargs: object) -> None:
+        super().__init__(node_name, **kwargs)
+        read_only = {"read_only": True}
+        self.width = self.declare_parameter(
+            "width", 640, ParameterDescriptor(
+                description="image width, px", integer_range=_int_range(16, 7680), **read_only)
+        ).value
+        self.height = self.declare_parameter(
+            "height", 480, ParameterDescriptor(
+                description="image height, px", integer_range=_int_range(16, 4320), **read_only)
+        ).value
+        self.rate = self.declare_parameter(
+            "rate", 15.0, ParameterDescriptor(
+                description="frames per second",
+                floating_point_range=[FloatingPointRange(from_value=0.1, to_value=240.0)],
+                **read_only)
+        ).value
+        self.num_people = self.declare_parameter(
+            "num_people", 4, ParameterDescriptor(
+                description="people walking in the scene", integer_range=_int_range(0, 30),
+                **read_only)
+        ).value
+        self.seed = self.declare_parameter(
+            "seed", 0, ParameterDescriptor(description="scene seed", **read_only)
+        ).value
+        self.frame_id = self.declare_parameter(
+            "frame_id", "camera_optical_frame",
+            ParameterDescriptor(description="header.frame_id of the images", **read_only)
+        ).value
+        self.focal_px = self.declare_parameter(
+            "focal_px", 0.0, ParameterDescriptor(
+                description="pinhole focal length in px for camera_info (0 = image width)",
+                **read_only)
+        ).value or float(self.width)
+        self.loop_frames = self.declare_parameter(
+            "loop_frames", 0, ParameterDescriptor(
+                description="restart the video after this many frames (0 = never)",
+                integer_range=_int_range(0, 10**9), **read_only)
+        ).value
+        self.publish_compressed = self.declare_parameter(
+            "publish_compressed", False,
+            ParameterDescriptor(description="also publish image/compressed (JPEG)", **read_only)
+        ).value
+        self.video = SyntheticVideo(
+            self.width, self.height, self.num_people, fps=self.rate, seed=self.seed
+        )
+        overrides = QoSOverridingOptions.with_default_policies()
+        self._image_publisher = self.create_publisher(
+            Image, "image", qos_profile_sensor_data, qos_overriding_options=overrides
+        )
+        self._info_publisher = self.create_publisher(
+            CameraInfo, "camera_info", qos_profile_sensor_data
+        )
+        self._compressed_publisher = (
+            self.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
+            if self.publish_compressed
+            else None
+        )
+        self.frames_published = 0
+        self.render_seconds = 0.0
+        self.last_scene: SyntheticScene | None = None
+        self._timer = self.create_timer(1.0 / self.rate, self._tick)
+
+    def _tick(self) -> None:
+        index = self.frames_published
+        if self.loop_frames:
+            index %= self.loop_frames
+        started = time.perf_counter()
+        scene = self.video.frame(index)
+        self.render_seconds += time.perf_counter() - started
+        header = Header(frame_id=self.frame_id, stamp=self.get_clock().now().to_msg())
+        self._image_publisher.publish(bgr_to_image(scene.image_bgr, header))
+        self._info_publisher.publish(
+            pinhole_camera_info(header, self.width, self.height, self.focal_px)
+        )
+        if self._compressed_publisher is not None:
+            self._compressed_publisher.publish(bgr_to_compressed(scene.image_bgr, header))
+        self.last_scene = scene
+        self.frames_published += 1
+
+
+def main(args: list[str] | None = None) -> None:
+    """`python -m pose_ros.synthetic_camera [--ros-args ...]`: publish until Ctrl-C."""
+    try:
+        with rclpy.init(args=args):
+            node = SyntheticCameraNode()
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -91,6 +91,12 @@ _TORSO, _HEAD, _NECK = 0, 1, 2
 _L_UPPER_ARM, _L_FOREARM, _L_HAND, _R_UPPER_ARM, _R_FOREARM, _R_HAND = 3, 4, 5, 6, 7, 8
 _L_THIGH, _L_SHIN, _L_FOOT, _R_THIGH, _R_SHIN, _R_FOOT = 9, 10, 11, 12, 13, 14
 _PART_STRIDE = 16
+# The distal body point of each limb part (used to order parts at equal depth).
+_PART_END = {
+    _L_UPPER_ARM: 7, _L_FOREARM: 9, _L_HAND: _L_HAND_TIP, _R_UPPER_ARM: 8, _R_FOREARM: 10,
+    _R_HAND: _R_HAND_TIP, _L_THIGH: 13, _L_SHIN: 15, _L_FOOT: _L_TOE, _R_THIGH: 14,
+    _R_SHIN: 16, _R_FOOT: _R_TOE,
+}
 
 
 def _bits(*parts: int) -> int:
@@ -323,7 +329,13 @@ class PersonSpec:
 
 @dataclass(frozen=True)
 class Shape:
-    """A background clutter shape or a distractor: kind in rect|circle|capsule|line|stripes."""
+    """A background clutter shape or a distractor.
+
+    `points` is a flat tuple of image points (x0, y0, x1, y1, ...): rect = 4 corners,
+    circle = centre, line / capsule = 2 end points, stripes = 2 end points per stripe; `size`
+    is a radius (circle, capsule) or a line thickness. All geometry is in the points, so
+    mirroring a shape is mirroring its points.
+    """
 
     kind: str
     points: tuple[float, ...]
@@ -501,9 +513,24 @@ def _sample_shape(rng: np.random.Generator, kind: str, w: int, h: int, scale: fl
     x0, y0 = rng.uniform(-0.1 * w, 1.1 * w), rng.uniform(-0.1 * h, 1.1 * h)
     angle = rng.uniform(0, 2 * math.pi)
     length = scale * rng.uniform(0.5, 1.5)
-    x1, y1 = x0 + length * math.cos(angle), y0 + length * math.sin(angle)
+    ux, uy = math.cos(angle), math.sin(angle)
+    x1, y1 = x0 + length * ux, y0 + length * uy
     size = scale * rng.uniform(0.06, 0.25)
-    return Shape(kind, (float(x0), float(y0), float(x1), float(y1)), float(size), colour)
+    if kind == "rect":
+        side = length * rng.uniform(0.3, 1.0)
+        points = (x0, y0, x1, y1, x1 - uy * side, y1 + ux * side, x0 - uy * side, y0 + ux * side)
+    elif kind == "circle":
+        points, size = (x0, y0), 2 * size
+    elif kind == "stripes":
+        gap = 2 * size * (1 if rng.uniform() < 0.5 else -1)
+        points = tuple(v for k in range(4) for v in (x0 - uy * gap * k, y0 + ux * gap * k,
+                                                     x1 - uy * gap * k, y1 + ux * gap * k))
+        size *= 0.6
+    elif kind == "line":
+        points, size = (x0, y0, x1, y1), 0.3 * size
+    else:
+        points = (x0, y0, x1, y1)
+    return Shape(kind, tuple(float(v) for v in points), float(size), colour)
 
 
 def _random_colour(rng: np.random.Generator) -> tuple[float, float, float]:
@@ -814,6 +841,14 @@ def _draw_person(canvas: _Canvas, body: _Body, style: PersonStyle, index: int) -
     def mean_depth(*ids: int) -> float:
         return float(sum(depth[i] for i in ids) / len(ids))
 
+    def order_key(entry: tuple[float, int]) -> tuple[float, float]:
+        # depth first; at equal depth the lower part in the image is in front (a rule that
+        # does not depend on left / right, so mirrored people paint the same way)
+        part_y = {_TORSO: 0.0, _NECK: 0.0, _HEAD: 0.0}.get(entry[1])
+        if part_y is None:
+            part_y = float(p[_PART_END[entry[1]], 1])
+        return (round(entry[0], 6), part_y)
+
     arm_bias = 0.02 * r["shoulder"]
     parts += [
         (mean_depth(5, 7) + arm_bias, _L_UPPER_ARM), (mean_depth(7, 9) + arm_bias, _L_FOREARM),
@@ -827,7 +862,7 @@ def _draw_person(canvas: _Canvas, body: _Body, style: PersonStyle, index: int) -
     ]
     # a limb reaching across the body in front is painted after the torso by its depth; ties
     # keep the list order (legs, then torso, neck, head before the arms at equal depth)
-    parts.sort(key=lambda t: t[0])
+    parts.sort(key=order_key)
     cos_yaw = math.cos(body.head_yaw)
     sin_yaw = math.sin(body.head_yaw)
     for _, part in parts:
@@ -941,29 +976,24 @@ def _draw_head(canvas: _Canvas, body: _Body, style: PersonStyle, label: int, cos
 
 
 def _paint_shape(image: np.ndarray, labels: np.ndarray | None, shape: Shape) -> None:
-    x0, y0, x1, y1 = shape.points
-    a, b = _fix(np.array([x0, y0])), _fix(np.array([x1, y1]))
-    pa, pb = (int(a[0]), int(a[1])), (int(b[0]), int(b[1]))
-    colour = shape.colour
-    size = shape.size
+    """Paint a shape; a capsule also clears `labels` under it (an occluder) when given."""
+    pts = np.asarray(shape.points, np.float64).reshape(-1, 2)
+    colour, size = shape.colour, shape.size
+    fixed = _fix(pts)
+    thick = max(int(round(size)), 1)
     if shape.kind == "rect":
-        pts = _fix(np.array([[x0, y0], [x1, y0 + size], [x1 - size, y1], [x0 - size, y1 - size]]))
-        cv2.fillConvexPoly(image, cv2.convexHull(pts), colour, cv2.LINE_8, _SHIFT)
+        cv2.fillConvexPoly(image, fixed, colour, cv2.LINE_8, _SHIFT)
     elif shape.kind == "circle":
-        cv2.circle(image, pa, int(max(size * 2, 1) * _ONE), colour, -1, cv2.LINE_8, _SHIFT)
-    elif shape.kind == "line":
-        cv2.line(image, pa, pb, colour, max(int(size * 0.3), 1), cv2.LINE_8, _SHIFT)
-    elif shape.kind == "stripes":
-        step = np.array([size, 0.0]) if abs(x1 - x0) < abs(y1 - y0) else np.array([0.0, size])
-        for k in range(4):
-            o = step * 2 * k
-            c0, c1 = _fix(np.array([x0, y0]) + o), _fix(np.array([x1, y1]) + o)
-            cv2.line(image, (int(c0[0]), int(c0[1])), (int(c1[0]), int(c1[1])), colour,
-                     max(int(size * 0.6), 1), cv2.LINE_8, _SHIFT)
+        cv2.circle(image, (int(fixed[0, 0]), int(fixed[0, 1])), int(max(size, 1) * _ONE), colour,
+                   -1, cv2.LINE_8, _SHIFT)
+    elif shape.kind in ("line", "stripes"):
+        for a, b in zip(fixed[0::2], fixed[1::2], strict=True):
+            cv2.line(image, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), colour, thick,
+                     cv2.LINE_8, _SHIFT)
     else:  # capsule: a limb-like distractor
         canvas = _Canvas(image, labels if labels is not None else np.zeros((1, 1), np.uint16),
                          np.array([0.6, -0.8]))
-        canvas.capsule(np.array([x0, y0]), np.array([x1, y1]), size, size * 0.75, colour, 0)
+        canvas.capsule(pts[0], pts[1], size, size * 0.75, colour, 0)
 
 
 def _background(layout: SceneLayout) -> np.ndarray:
@@ -1144,8 +1174,8 @@ def mirror_layout(layout: SceneLayout) -> SceneLayout:
     w = layout.size_wh[0]
 
     def mirror_shape(shape: Shape) -> Shape:
-        x0, y0, x1, y1 = shape.points
-        return replace(shape, points=(w - 1 - x0, y0, w - 1 - x1, y1))
+        return replace(shape, points=tuple(
+            (w - 1 - v) if k % 2 == 0 else v for k, v in enumerate(shape.points)))
 
     people = []
     for person in layout.people:

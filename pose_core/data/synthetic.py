@@ -132,16 +132,28 @@ _SKIN_TONES = ((200, 215, 240), (150, 180, 225), (105, 145, 200), (70, 105, 160)
 _HAIR_COLOURS = ((20, 20, 25), (25, 40, 70), (40, 70, 120), (90, 150, 200), (150, 150, 150))
 
 
+_TILE_SIZE = 1024
+
+
 @functools.lru_cache(maxsize=2)
-def _noise_tile(size: int, smooth: bool) -> np.ndarray:
-    """A fixed (size, size) int16 noise tile (deterministic, read-only); smooth = texture."""
+def _noise_tile(smooth: bool) -> np.ndarray:
+    """A fixed (1024, 1024, 3) uint8 noise tile centred on 128 with a standard deviation of
+    32 grey levels (deterministic, read-only). smooth=True: blurred, channels correlated (a
+    background texture); False: independent pixel noise."""
     rng = np.random.default_rng(20240611 + int(smooth))
-    tile = rng.normal(0.0, 1.0, (size, size)).astype(np.float32)
+    size = _TILE_SIZE
     if smooth:
+        grey = rng.normal(0.0, 1.0, (size, size)).astype(np.float32)
+        colour = rng.normal(0.0, 1.0, (size, size, 3)).astype(np.float32)
         pad = 16  # blur with wrap-around so that the tile repeats without seams
-        tile = cv2.GaussianBlur(np.pad(tile, pad, mode="wrap"), (0, 0), 2.5)[pad:-pad, pad:-pad]
-        tile /= max(float(tile.std()), 1e-6)
-    out = np.clip(tile * 32.0, -127, 127).astype(np.int16)
+        grey = cv2.GaussianBlur(np.pad(grey, pad, mode="wrap"), (0, 0), 2.5)[pad:-pad, pad:-pad]
+        colour = cv2.GaussianBlur(np.pad(colour, ((pad, pad), (pad, pad), (0, 0)), mode="wrap"),
+                                  (0, 0), 1.2)[pad:-pad, pad:-pad]
+        tile = grey[:, :, None] / grey.std() + 0.35 * colour / colour.std()
+        tile /= tile.std()
+    else:
+        tile = rng.normal(0.0, 1.0, (size, size, 3)).astype(np.float32)
+    out = np.clip(128.0 + tile * 32.0, 0, 255).astype(np.uint8)
     out.setflags(write=False)
     return out
 
@@ -610,7 +622,7 @@ def sample_layout(
         if rng.uniform() < config.noise_prob else 0.0
     return SceneLayout(
         size_wh=(w, h), keypoints=config.keypoints, people=people, background_grid=grid,
-        texture_gain=float(rng.uniform(0.05, 0.6)),
+        texture_gain=float(rng.uniform(0.05, 0.45)),
         texture_offset=(int(rng.integers(0, 1024)), int(rng.integers(0, 1024))),
         clutter=clutter, distractors_back=tuple(distractors_back),
         distractors_front=tuple(distractors_front),
@@ -1002,12 +1014,12 @@ def _background(layout: SceneLayout) -> np.ndarray:
     grid = layout.background_grid
     if layout.mirrored:
         grid = grid[:, ::-1]
-    image = cv2.resize(np.ascontiguousarray(grid), (w, h), interpolation=cv2.INTER_LINEAR)
+    grid = np.clip(np.ascontiguousarray(grid), 0, 255).astype(np.uint8)
+    image = cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)
     if layout.texture_gain > 0:
-        texture = _crop_tile(_noise_tile(512, True), layout.texture_offset, w, h,
-                             layout.mirrored)
-        image += texture.astype(np.float32)[:, :, None] * layout.texture_gain
-    image = np.clip(image, 0, 255).astype(np.uint8)
+        texture = _crop_tile(_noise_tile(True), layout.texture_offset, w, h, layout.mirrored)
+        gain = layout.texture_gain
+        image = cv2.addWeighted(image, 1.0, texture, gain, -128.0 * gain)
     for shape in layout.clutter:
         _paint_shape(image, None, shape)
     return image
@@ -1015,17 +1027,18 @@ def _background(layout: SceneLayout) -> np.ndarray:
 
 def _crop_tile(tile: np.ndarray, offset: tuple[int, int], w: int, h: int,
                mirrored: bool) -> np.ndarray:
-    th, tw = tile.shape
-    ox, oy = offset[0] % tw, offset[1] % th
-    reps_y, reps_x = (oy + h) // th + 1, (ox + w) // tw + 1
-    if reps_y > 1 or reps_x > 1:
-        tile = np.tile(tile, (reps_y, reps_x))
+    """A (h, w, ...) window of a noise tile at `offset` (repeating the tile when too small)."""
+    th, tw = tile.shape[:2]
+    if w > tw or h > th:
+        tile = np.tile(tile, (h // th + 1, w // tw + 1) + (1,) * (tile.ndim - 2))
+        th, tw = tile.shape[:2]
+    ox, oy = offset[0] % (tw - w + 1), offset[1] % (th - h + 1)
     crop = tile[oy:oy + h, ox:ox + w]
-    return crop[:, ::-1] if mirrored else crop
+    return np.ascontiguousarray(crop[:, ::-1]) if mirrored else crop
 
 
 def _finish(image: np.ndarray, layout: SceneLayout) -> np.ndarray:
-    """Brightness / contrast, blur and noise, in place where possible."""
+    """Brightness / contrast, blur and noise."""
     alpha = layout.brightness * layout.contrast
     beta = 128.0 * (1.0 - layout.contrast) * layout.brightness
     if abs(alpha - 1.0) > 1e-3 or abs(beta) > 1e-3:
@@ -1034,9 +1047,9 @@ def _finish(image: np.ndarray, layout: SceneLayout) -> np.ndarray:
         image = cv2.GaussianBlur(image, (0, 0), layout.blur_sigma)
     if layout.noise_sigma > 0:
         w, h = layout.size_wh
-        noise = _crop_tile(_noise_tile(512, False), layout.noise_offset, w, h, layout.mirrored)
-        scaled = noise.astype(np.float32) * (layout.noise_sigma / 32.0)
-        image = cv2.add(image, cv2.merge([scaled, scaled, scaled]), dtype=cv2.CV_8U)
+        noise = _crop_tile(_noise_tile(False), layout.noise_offset, w, h, layout.mirrored)
+        gain = layout.noise_sigma / 32.0
+        image = cv2.addWeighted(image, 1.0, noise, gain, -128.0 * gain)
     return image
 
 

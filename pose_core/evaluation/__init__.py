@@ -1,0 +1,22 @@
+"""Evaluation: COCO / CrowdPose keypoint AP with the official tools, result records, `pose-eval`.
+
+Exports: `KeypointEvaluator`, `evaluate_keypoint_results`, `poses_to_coco_results`,
+`write_results_json`, `load_results_json`. The COCO tools are imported only when evaluating.
+"""
+
+from __future__ import annotations
+
+from pose_core.evaluation.coco_evaluator import KeypointEvaluator, evaluate_keypoint_results
+from pose_core.evaluation.results import (
+    load_results_json,
+    poses_to_coco_results,
+    write_results_json,
+)
+
+__all__ = [
+    "KeypointEvaluator",
+    "evaluate_keypoint_results",
+    "load_results_json",
+    "poses_to_coco_results",
+    "write_results_json",
+]

@@ -1,0 +1,165 @@
+"""`pose-eval`: keypoint AP of a results file, or of a model run over an image folder.
+
+    pose-eval --dataset coco|crowdpose --annotations GT.json --results RES.json [--json OUT]
+    pose-eval --dataset coco --annotations GT.json --images DIR --model NAME
+              [--checkpoint F] [--detections DETS.json] [--save-results RES.json] [--json OUT]
+
+The first form evaluates an existing COCO-format results file. The second runs
+`pose_core.PoseEstimator` over every image of the annotation file (read from DIR with OpenCV,
+colour, EXIF orientation ignored, BGR), with the person boxes of a detection-results JSON for
+top-down models, writes the records if asked, then evaluates. A table is printed; `--json` writes
+the metrics as a JSON object of numbers (-1 where no ground truth is in range).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pose_core.evaluation.coco_evaluator import (
+    EVAL_DATASETS,
+    KeypointEvaluator,
+    evaluate_keypoint_results,
+)
+from pose_core.evaluation.results import write_results_json
+
+__all__ = ["build_parser", "format_table", "main", "run_model_on_images"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pose-eval", description="COCO / CrowdPose keypoint evaluation (official tools)."
+    )
+    parser.add_argument("--dataset", choices=EVAL_DATASETS, required=True)
+    parser.add_argument("--annotations", required=True, type=pathlib.Path,
+                        help="ground-truth annotation JSON")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--results", type=pathlib.Path, help="COCO-format results JSON")
+    source.add_argument("--images", type=pathlib.Path,
+                        help="image folder: run --model over the annotated images first")
+    parser.add_argument("--model", help="model name (with --images)")
+    parser.add_argument("--checkpoint", type=pathlib.Path, help="weights file (with --images)")
+    parser.add_argument("--detections", type=pathlib.Path,
+                        help="person detection results JSON (top-down models)")
+    parser.add_argument("--min-det-score", type=float, default=0.0,
+                        help="skip detections below this score")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--save-results", type=pathlib.Path,
+                        help="write the predicted records here (with --images)")
+    parser.add_argument("--json", type=pathlib.Path, help="write the metrics as JSON here")
+    parser.add_argument("--only-processed", action="store_true",
+                        help="evaluate only images that got predictions (default: all GT images)")
+    parser.add_argument("--verbose", action="store_true", help="show the tool's own summary")
+    return parser
+
+
+def format_table(metrics: dict[str, float], title: str = "") -> str:
+    """Two-column text table of metric values (3 decimals; -1 printed as -1)."""
+    width = max(len(name) for name in metrics) if metrics else 6
+    lines = [title] if title else []
+    lines.append(f"{'metric':<{width}}  value")
+    lines.append(f"{'-' * width}  ------")
+    for name, value in metrics.items():
+        text = "-1" if value == -1 else f"{value:.3f}"
+        lines.append(f"{name:<{width}}  {text:>6}")
+    return "\n".join(lines)
+
+
+def _detections_by_image(path: pathlib.Path, min_score: float) -> dict[int, np.ndarray]:
+    """Detection JSON -> image id -> (N, 5) float32 x, y, w, h, score (category 1)."""
+    entries = json.loads(path.read_text())
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a JSON list of detections")
+    boxes: dict[int, list[list[float]]] = {}
+    for index, det in enumerate(entries):
+        for field in ("image_id", "category_id", "bbox", "score"):
+            if not isinstance(det, dict) or field not in det:
+                raise ValueError(f"{path}: [{index}]: missing field '{field}'")
+        if det["category_id"] == 1 and det["score"] >= min_score:
+            boxes.setdefault(int(det["image_id"]), []).append([*det["bbox"], det["score"]])
+    return {k: np.asarray(v, dtype=np.float32).reshape(-1, 5) for k, v in boxes.items()}
+
+
+def run_model_on_images(
+    evaluator: KeypointEvaluator,
+    image_dir: pathlib.Path,
+    model: str,
+    checkpoint: pathlib.Path | None = None,
+    detections: pathlib.Path | None = None,
+    min_det_score: float = 0.0,
+    device: str = "cpu",
+) -> int:
+    """Run `PoseEstimator` over the GT images and feed `evaluator`; returns the image count.
+
+    Boxes (top-down) are passed as `boxes=` (N, 4) float32 x, y, w, h image pixels.
+    """
+    import cv2
+
+    from pose_core.inference import PoseEstimator
+
+    content = json.loads(evaluator.gt_json.read_text())
+    weights = None if checkpoint is None else str(checkpoint)
+    estimator: Any = PoseEstimator(model, checkpoint=weights, device=device)
+    boxes = _detections_by_image(detections, min_det_score) if detections else None
+    count = 0
+    for image in content["images"]:
+        path = image_dir / image["file_name"]
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if frame is None:
+            raise FileNotFoundError(
+                f"image file of image id {image['id']} ('file_name' {image['file_name']!r}) "
+                f"not found at {path}"
+            )
+        if boxes is None:
+            poses = estimator(frame)
+        else:
+            image_boxes = boxes.get(int(image["id"]), np.zeros((0, 5), np.float32))
+            poses = estimator(frame, boxes=image_boxes[:, :4])
+        evaluator.process([image["id"]], [poses])
+        count += 1
+    return count
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.images is not None and not args.model:
+        parser.error("--images needs --model")
+    if args.images is None and (args.model or args.checkpoint or args.detections):
+        parser.error("--model/--checkpoint/--detections go with --images")
+    try:
+        if args.results is not None:
+            metrics = evaluate_keypoint_results(
+                args.annotations, args.results, args.dataset, verbose=args.verbose
+            )
+            title = f"{args.dataset} keypoints: {args.results}"
+        else:
+            evaluator = KeypointEvaluator(
+                args.annotations, args.dataset, args.only_processed, args.verbose
+            )
+            count = run_model_on_images(
+                evaluator, args.images, args.model, args.checkpoint, args.detections,
+                args.min_det_score, args.device,
+            )
+            if args.save_results:
+                write_results_json(args.save_results, evaluator.results)
+            metrics = evaluator.evaluate()
+            title = f"{args.dataset} keypoints: {args.model} on {count} images of {args.images}"
+    except (FileNotFoundError, ValueError) as error:
+        print(f"pose-eval: error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(metrics, title))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(metrics, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

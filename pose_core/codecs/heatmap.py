@@ -58,10 +58,11 @@ def _paste_max(
 ) -> None:
     """Element-wise max of `patch` into `heatmap` (H, W) around the integer joint (x, y)."""
     width, height = size_wh
-    left = int(np.round(x - 3 * sigma - 1))
-    top = int(np.round(y - 3 * sigma - 1))
-    right = int(np.round(x + 3 * sigma + 2))
-    bottom = int(np.round(y + 3 * sigma + 2))
+    # Python's round() on floats rounds half to even, like the official np.round
+    left = round(x - 3 * sigma - 1)
+    top = round(y - 3 * sigma - 1)
+    right = round(x + 3 * sigma + 2)
+    bottom = round(y + 3 * sigma + 2)
     # patch window (c:d, a:b) and map window (cc:dd, aa:bb), clipped to the map
     c, d = max(0, -left), min(right, width) - left
     a, b = max(0, -top), min(bottom, height) - top

@@ -61,10 +61,9 @@ def normalize_image(
     std: Sequence[float] = IMAGENET_STD,
 ) -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (3, H, W) float32 tensor: /255, then (x − mean) / std."""
-    image = torch.from_numpy(np.ascontiguousarray(image_rgb)).permute(2, 0, 1).float() / 255.0
-    mean_t = torch.tensor(mean, dtype=torch.float32)[:, None, None]
-    std_t = torch.tensor(std, dtype=torch.float32)[:, None, None]
-    return (image - mean_t) / std_t
+    image = np.asarray(image_rgb, dtype=np.float32) / np.float32(255.0)
+    image = (image - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 class BottomUpDataset(Dataset):

@@ -5,7 +5,8 @@ Layouts (the official ones):
   `<root>/images/<split>/` (HigherHRNet) or `<root>/<split>/`; 17 joints.
 - CrowdPose: `<root>/json/crowdpose_<split>.json` with images in `<root>/images/`; 14 joints,
   a `crowdIndex` per image; annotations carry no segmentation.
-Images may also sit beside the JSON (the shared fixtures). Pass `image_dir` to be explicit.
+Images may also sit beside the JSON (the shared fixtures) or in `images/` beside it (`pose-synth`).
+Pass `image_dir` to be explicit.
 
 Loss masks (HigherHRNet `lib/dataset/COCOKeypoints.py::get_mask`, `CrowdPoseKeypoints.py`):
 COCO: NOT(union of the segmentations of crowd annotations and of annotations with
@@ -112,13 +113,14 @@ def _require(
 def find_image_dir(json_path: pathlib.Path, first_file: str) -> pathlib.Path:
     """Locate the image folder of an official layout from the annotation path.
 
-    Tries, in order: the JSON's folder; `<root>/images/<split>`; `<root>/<split>`;
-    `<root>/images` (root = the JSON's parent folder, split from `person_keypoints_<split>` or
-    `crowdpose_<split>`). Returns the first that holds `first_file`, else the JSON's folder.
+    Tries, in order: the JSON's folder; `<json folder>/images` (the `pose-synth` layout);
+    `<root>/images/<split>`; `<root>/<split>`; `<root>/images` (root = the JSON folder's parent,
+    split from `person_keypoints_<split>` or `crowdpose_<split>`). Returns the first that holds
+    `first_file`, else the JSON's folder.
     """
     json_dir = json_path.parent
     root = json_dir.parent
-    candidates = [json_dir]
+    candidates = [json_dir, json_dir / "images"]
     match = re.match(r"(?:person_keypoints|crowdpose)_(.+)$", json_path.stem)
     if match:
         split = match.group(1)

@@ -27,7 +27,7 @@ from pose_core.evaluation.coco_evaluator import (
     KeypointEvaluator,
     evaluate_keypoint_results,
 )
-from pose_core.evaluation.results import write_results_json
+from pose_core.evaluation.results import load_results_json, write_results_json
 
 __all__ = ["build_parser", "format_table", "main", "run_model_on_images"]
 
@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the predicted records here (with --images)")
     parser.add_argument("--json", type=pathlib.Path, help="write the metrics as JSON here")
     parser.add_argument("--only-processed", action="store_true",
-                        help="evaluate only images that got predictions (default: all GT images)")
+                        help="with --results: evaluate only images that have records "
+                        "(default: every GT image, as the official code)")
     parser.add_argument("--verbose", action="store_true", help="show the tool's own summary")
     return parser
 
@@ -135,14 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--model/--checkpoint/--detections go with --images")
     try:
         if args.results is not None:
+            records = load_results_json(args.results)
+            image_ids = {r["image_id"] for r in records} if args.only_processed else None
             metrics = evaluate_keypoint_results(
-                args.annotations, args.results, args.dataset, verbose=args.verbose
+                args.annotations, records, args.dataset, image_ids, args.verbose
             )
             title = f"{args.dataset} keypoints: {args.results}"
         else:
-            evaluator = KeypointEvaluator(
-                args.annotations, args.dataset, args.only_processed, args.verbose
-            )
+            evaluator = KeypointEvaluator(args.annotations, args.dataset, verbose=args.verbose)
             count = run_model_on_images(
                 evaluator, args.images, args.model, args.checkpoint, args.detections,
                 args.min_det_score, args.device,

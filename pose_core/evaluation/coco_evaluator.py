@@ -120,9 +120,10 @@ class KeypointEvaluator:
     Args:
         gt_json: ground-truth annotation file (COCO or CrowdPose format).
         dataset: "coco" or "crowdpose".
-        only_processed_images: evaluate on the processed images only (default: all GT images,
-            which is what the official code does; images without predictions then count as
-            misses).
+        only_processed_images: evaluate on the images passed to `process` (also those given
+            with no people), the default; False evaluates every GT image, as the official
+            `evaluate()` does (unprocessed images then count as misses). Both agree when every
+            GT image is processed.
         verbose: let the tool print its summary.
     """
 
@@ -130,7 +131,7 @@ class KeypointEvaluator:
         self,
         gt_json: str | pathlib.Path,
         dataset: str = "coco",
-        only_processed_images: bool = False,
+        only_processed_images: bool = True,
         verbose: bool = False,
     ) -> None:
         if dataset not in EVAL_DATASETS:

@@ -166,9 +166,16 @@ def test_no_gt_in_range_is_minus_one_and_empty_results_are_zero() -> None:
     assert metrics["APm"] == -1 and metrics["ARm"] == -1 and metrics["APl"] > 0.5
     evaluator.reset()
     assert evaluator.evaluate()["AP"] == -1  # no processed image: no GT at all
-    empty = KeypointEvaluator(COCO_JSON, "coco").evaluate()  # all GT images, no predictions
+    empty = KeypointEvaluator(COCO_JSON, "coco", only_processed_images=False).evaluate()
     assert empty["AP"] == 0.0 and empty["APm"] == 0.0
-    assert KeypointEvaluator(CROWD_JSON, "crowdpose").evaluate()["AP"] == 0.0
+    assert KeypointEvaluator(CROWD_JSON, "crowdpose", False).evaluate()["AP"] == 0.0
+    # a subset: only the processed image counts, unlike the all-GT-images mode
+    subset = KeypointEvaluator(COCO_JSON, "coco")
+    subset.process([785, 40083], [poses[785], Poses.empty(17)])
+    everything = KeypointEvaluator(COCO_JSON, "coco", only_processed_images=False)
+    everything.process([785, 40083], [poses[785], Poses.empty(17)])
+    assert subset.evaluate()["AR"] == pytest.approx(1 / 3, abs=0.05)  # 1 of 3 people found
+    assert everything.evaluate()["AR"] < 0.1  # 1 of 12
 
 
 def test_poses_to_coco_results_record_layout() -> None:

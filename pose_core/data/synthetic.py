@@ -581,8 +581,8 @@ def sample_layout(
             else:
                 cx, cy = rng.uniform(0, w), rng.uniform(0, h)
             # put the box centre at (cx, cy), then keep truncation within limits
-            left = float(np.clip(cx - bw / 2, -margin_x, max(w - bw + margin_x, -margin_x)))
-            top = float(np.clip(cy - bh / 2, -margin_y, max(h - bh + margin_y, -margin_y)))
+            left = min(max(float(cx) - bw / 2, -margin_x), max(w - bw + margin_x, -margin_x))
+            top = min(max(float(cy) - bh / 2, -margin_y), max(h - bh + margin_y, -margin_y))
             box = (left, top, bw, bh)
             if _too_covered(box, [b for _, b in placed], config.overlap):
                 continue
@@ -695,6 +695,15 @@ class _Body:
 
 
 def _pose_body(pose: PersonPose) -> _Body:
+    """The posed person in image pixels (the shape is memoised per pose, then translated)."""
+    local = _local_body(replace(pose, center_xy=(0.0, 0.0)))
+    points = local.points + np.array(pose.center_xy)
+    return replace(local, points=points)
+
+
+@functools.lru_cache(maxsize=256)
+def _local_body(pose: PersonPose) -> _Body:
+    """`_pose_body` for a pose whose pelvis is at the origin (arrays are read-only)."""
     torso, neck, upper_arm, forearm, hand, thigh, shin, shoulder_w = (
         n * p for n, p in zip(_SEGMENTS, pose.proportions, strict=True))
     hip_w = 0.085 * pose.proportions[7] ** 0.5
@@ -740,17 +749,19 @@ def _pose_body(pose: PersonPose) -> _Body:
     roll = math.radians(pose.roll)
     cr, sr = math.cos(roll), math.sin(roll)
     s = pose.height_px
-    px = (x_img * cr - y_img * sr) * s + pose.center_xy[0]
-    py = (x_img * sr + y_img * cr) * s + pose.center_xy[1]
+    px = (x_img * cr - y_img * sr) * s
+    py = (x_img * sr + y_img * cr) * s
     radii = {
         "upper_arm": 0.034 * girth * s, "forearm": 0.027 * girth * s, "hand": 0.026 * s,
         "thigh": 0.056 * girth * s, "shin": 0.038 * girth * s, "foot": 0.026 * s,
         "neck": 0.028 * girth * s, "torso_depth": 0.065 * girth * s,
         "shoulder": shoulder_w * s, "hip": (hip_w + 0.035 * girth) * s,
     }
-    return _Body(points=np.stack([px, py], axis=1), depth=depth * s, radii=radii,
-                 head_axes=(0.058 * s, 0.066 * s), head_yaw=head_yaw, roll=roll,
-                 hidden_face=tuple(hidden))
+    points, depth = np.stack([px, py], axis=1), depth * s
+    points.setflags(write=False)
+    depth.setflags(write=False)
+    return _Body(points=points, depth=depth, radii=radii, head_axes=(0.058 * s, 0.066 * s),
+                 head_yaw=head_yaw, roll=roll, hidden_face=tuple(hidden))
 
 
 def _pose_extent(pose: PersonPose) -> tuple[float, float, float, float]:

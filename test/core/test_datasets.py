@@ -284,3 +284,32 @@ def test_bad_detection_file(tmp_path: pathlib.Path) -> None:
     path.write_text(json.dumps([entry]))
     with pytest.raises(AnnotationError, match=r"image_id: 1 is not in"):
         instances_from_detections(path, records, 17, 0.75)
+
+
+def test_crop_affine_matches_official_back_projection() -> None:
+    """HRNet / DarkPose inverse crop affines reproduce the parity fixture's image coordinates.
+
+    Fixture: /work/shared/reference/parity/dark_64x48_k11.npz (`dark_preds`, `hrnet_preds`
+    through each repository's own affine, centre (96, 128), scale (0.96, 1.28), 48x64 maps).
+    Tolerance 1e-4 px: the official code builds the matrix from float32 points.
+    """
+    from pose_core.data.top_down_dataset import crop_affine_transform
+
+    with np.load("/work/shared/reference/parity/dark_64x48_k11.npz") as data:
+        ref = {key: data[key] for key in data.files}
+    for n in range(2):
+        center, scale = ref["center"][n], ref["scale"][n]
+        inverse = crop_affine_transform(center, scale, 0, (48, 64), unbiased=True, inverse=True)
+        dark = ref["dark_coords_heatmap"][n].astype(np.float64) @ inverse[:, :2].T + inverse[:, 2]
+        np.testing.assert_allclose(dark, ref["dark_preds"][n], rtol=0, atol=1e-4)
+        # HRNet: argmax plus the quarter offset, then its centre-aligned inverse affine
+        heatmaps = ref["heatmaps"][n]
+        coords = ref["argmax_coords"][n].astype(np.float64).copy()
+        for j, (x, y) in enumerate(coords.astype(int)):
+            if 1 < x < 47 and 1 < y < 63:
+                diff = (heatmaps[j, y, x + 1] - heatmaps[j, y, x - 1],
+                        heatmaps[j, y + 1, x] - heatmaps[j, y - 1, x])
+                coords[j] += np.sign(diff) * 0.25
+        inverse = crop_affine_transform(center, scale, 0, (48, 64), inverse=True)
+        hrnet = coords @ inverse[:, :2].T + inverse[:, 2]
+        np.testing.assert_allclose(hrnet, ref["hrnet_preds"][n], rtol=0, atol=1e-4)

@@ -1,0 +1,683 @@
+"""Associative-embedding grouping (HigherHRNet `HeatmapParser`), exact and batched.
+
+Mirrors the official `lib/core/group.py` of HigherHRNet (Cheng et al., CVPR 2020; Newell et
+al., "Associative Embedding", NeurIPS 2017) step by step (reference-spec d.4), written anew:
+
+1. NMS: k x k max-pool, keep exact maxima (`heatmap_nms`).
+2. Top-k per joint (k = `max_people`), with the L-vector tag at each location.
+3. Tag matching in the official joint order (host, numpy; see "Where things run").
+4. Adjust: quarter offset towards the larger neighbour (ties go -), then +0.5.
+5. Person score = mean value over all J joints (missing = 0), taken **before** refine.
+6. Refine: for every person, every joint whose value is 0 is searched on the full map with
+   score = det_j - round(||tag_j - mean tag||) (first row-major argmax), value and quarter
+   offset as in 4; it is filled when the value found is > 0.
+
+Shapes and frames: heatmaps (J, H, W), tags (J, H, W, L) (L = 2 with flip test), all positions
+in heatmap pixels of those maps, x (column) first. Outputs keep the official convention: the
+stored coordinate is pixel index + 0.5 +- 0.25.
+
+Where things run: NMS, top-k, tag gathering, adjust and refine are torch ops on the maps'
+device; refine handles all (person, joint) pairs at once with an exact branch-and-bound (a
+lower bound from a sample of pixels, then only pixels whose value reaches it; see
+`_refine_batched`). Tag matching is a sequential state machine over J joints on at most
+`max_people` x `max_people` arrays; it runs on the host after a single device-to-host copy of the
+candidates, next to the assignment solver, so a GPU does not sync once per joint.
+
+Assignment solver: `scipy.optimize.linear_sum_assignment` replaces the official `munkres` 1.1.
+Both return a minimum-cost assignment of every candidate (munkres pads the missing rows with 0,
+scipy solves the rectangular problem directly; the optimum is the same). They can differ only
+when several assignments share the minimum cost (exact ties, e.g. one candidate at the same
+rounded tag distance from two people, or padded 1e10 columns); then either optimum is returned.
+The official fixtures are not degenerate in that sense and give the same people with both.
+
+Faithful quirks kept: people live in an insertion-ordered dict keyed by the float value of the
+first tag component of the candidate that started them; a key collision writes the joint into
+the existing person and resets its tag list to the new tag (Python `setdefault`); only the first
+`max_people` people in insertion order are eligible for matching; `round` is half-to-even.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+
+from pose_core.grouping.nms import heatmap_nms
+from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
+from pose_core.structures import Poses
+
+__all__ = [
+    "GroupingParams",
+    "GroupingResult",
+    "TagSampler",
+    "DenseTags",
+    "ResizedTags",
+    "default_joint_order",
+    "top_k_candidates",
+    "match_by_tag",
+    "adjust_positions",
+    "refine_people",
+    "parse_bottom_up",
+    "group_bottom_up",
+]
+
+
+@dataclass(frozen=True)
+class GroupingParams:
+    """Parser settings (official W32-512 COCO test values as defaults)."""
+
+    detection_threshold: float = 0.1
+    tag_threshold: float = 1.0
+    max_people: int = 30
+    use_detection_val: bool = True
+    ignore_too_much: bool = False
+    adjust: bool = True
+    refine: bool = True
+    nms_kernel: int = 5
+    joint_order: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class GroupingResult:
+    """Full parser output, heatmap pixels.
+
+    Attributes:
+        grouped: (P, J, 3 + L) float32: x, y, value, then the L tag components (0 for joints
+            filled by refine or missing).
+        scores: (P,) float64 person scores (before refine).
+        tag_k: (J, k, L) float32, loc_k: (J, k, 2) int64 (x, y), val_k: (J, k) float32: the
+            top-k candidates after NMS.
+    """
+
+    grouped: np.ndarray
+    scores: np.ndarray
+    tag_k: np.ndarray
+    loc_k: np.ndarray
+    val_k: np.ndarray
+
+    def to_poses(self) -> Poses:
+        return Poses(self.grouped[:, :, :3], self.scores)
+
+
+class TagSampler(Protocol):
+    """Tag values at given pixels of the (J, H, W) heatmap grid.
+
+    `num_tags` is L; `height`/`width` the grid; calling with `joints` and `pixels` (int64
+    tensors of one shape S, pixels = y * W + x) returns (*S, L) float32 on the maps' device.
+    """
+
+    num_tags: int
+    height: int
+    width: int
+
+    def __call__(self, joints: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor: ...
+
+    def dense(self, joint: int) -> torch.Tensor:
+        """(L, H * W) float32: every tag value of one joint, row-major."""
+        ...
+
+    def tile_bounds(self, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds (L, J, ceil(H / tile), ceil(W / tile)) of the tag values in
+        each tile x tile block (may be loose, never tight by less than rounding)."""
+        ...
+
+
+class DenseTags:
+    """Tag maps given in full, (J, H, W, L)."""
+
+    def __init__(self, tags: torch.Tensor) -> None:
+        if tags.ndim != 4:
+            raise ValueError(f"tags must be (J, H, W, L), got {tuple(tags.shape)}")
+        self.num_tags = int(tags.shape[3])
+        self.height = int(tags.shape[1])
+        self.width = int(tags.shape[2])
+        self._flat = tags.reshape(tags.shape[0], -1, tags.shape[3])
+
+    def __call__(self, joints: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        return self._flat[joints, pixels]
+
+    def dense(self, joint: int) -> torch.Tensor:
+        return self._flat[joint].t().contiguous()
+
+    def tile_bounds(self, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self._flat.reshape(-1, self.height, self.width, self.num_tags).permute(3, 0, 1, 2)
+        upper = F.max_pool2d(maps, tile, stride=tile, ceil_mode=True)
+        lower = -F.max_pool2d(-maps, tile, stride=tile, ceil_mode=True)
+        return lower, upper
+
+
+class ResizedTags:
+    """Tag maps known at a lower resolution, sampled lazily at the target grid.
+
+    Equivalent (to float rounding, ~1e-7) to `F.interpolate(maps, size=(H, W),
+    mode="bilinear", align_corners=False)` evaluated at the requested pixels, without building
+    the full (J, H, W, L) tensor (the official PROJECT2IMAGE step).
+
+    Args:
+        maps: (L, J, h, w) float tensor: L tag maps per joint (normal pass, flipped pass).
+        size_hw: target (H, W).
+    """
+
+    def __init__(self, maps: torch.Tensor, size_hw: tuple[int, int]) -> None:
+        if maps.ndim != 4:
+            raise ValueError(f"tag maps must be (L, J, h, w), got {tuple(maps.shape)}")
+        self.num_tags = int(maps.shape[0])
+        self.height, self.width = int(size_hw[0]), int(size_hw[1])
+        self._maps = maps.reshape(maps.shape[0], maps.shape[1], -1)
+        self._in_h, self._in_w = int(maps.shape[2]), int(maps.shape[3])
+        dev = maps.device
+        self._y0, self._y1, self._wy = _linear_weights(self._in_h, self.height, dev)
+        self._x0, self._x1, self._wx = _linear_weights(self._in_w, self.width, dev)
+
+    def __call__(self, joints: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        y = torch.div(pixels, self.width, rounding_mode="floor")
+        x = pixels - y * self.width
+        wy, wx = self._wy[y], self._wx[x]
+        base = joints * (self._in_h * self._in_w)
+        row0 = base + self._y0[y] * self._in_w
+        row1 = base + self._y1[y] * self._in_w
+        x0, x1 = self._x0[x], self._x1[x]
+        out = []
+        for component in range(self.num_tags):
+            plane = self._maps[component].reshape(-1)
+            top = plane.take(row0 + x0) * (1 - wx) + plane.take(row0 + x1) * wx
+            bottom = plane.take(row1 + x0) * (1 - wx) + plane.take(row1 + x1) * wx
+            out.append(top * (1 - wy) + bottom * wy)
+        return torch.stack(out, dim=-1)
+
+    def tile_bounds(self, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # A bilinear value lies between the min and max of its source pixels; the sources of a
+        # tile's rows a..b are rows y0[a]..y1[b] (monotone), same for columns.
+        maps = self._maps.reshape(self.num_tags, -1, self._in_h, self._in_w)
+        starts_y = torch.arange(0, self.height, tile, device=maps.device)
+        ends_y = torch.clamp(starts_y + tile - 1, max=self.height - 1)
+        starts_x = torch.arange(0, self.width, tile, device=maps.device)
+        ends_x = torch.clamp(starts_x + tile - 1, max=self.width - 1)
+        lower, upper = _range_min_max(maps, self._y0[starts_y], self._y1[ends_y], dim=2)
+        lower = _range_min_max(lower, self._x0[starts_x], self._x1[ends_x], dim=3)[0]
+        upper = _range_min_max(upper, self._x0[starts_x], self._x1[ends_x], dim=3)[1]
+        margin = 1e-5 * (1.0 + torch.maximum(lower.abs(), upper.abs()))
+        return lower - margin, upper + margin
+
+    def dense(self, joint: int) -> torch.Tensor:
+        planes = self._maps[:, joint].reshape(self.num_tags, 1, self._in_h, self._in_w)
+        full = F.interpolate(
+            planes, size=(self.height, self.width), mode="bilinear", align_corners=False
+        )
+        return full.reshape(self.num_tags, -1)
+
+
+def _range_min_max(
+    maps: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Min and max of `maps` over index ranges [lo[t], hi[t]] along `dim` (one entry per t)."""
+    span = int((hi - lo).max().item()) + 1 if lo.numel() else 1
+    low = high = maps.index_select(dim, lo)
+    for k in range(1, span):
+        part = maps.index_select(dim, torch.minimum(lo + k, hi))
+        low, high = torch.minimum(low, part), torch.maximum(high, part)
+    return low, high
+
+
+def _linear_weights(
+    size_in: int, size_out: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices and weight of the second neighbour, align_corners=False (torch rule)."""
+    scale = torch.tensor(size_in / size_out, dtype=torch.float32)
+    dst = torch.arange(size_out, dtype=torch.float32)
+    src = torch.clamp(scale * (dst + 0.5) - 0.5, min=0.0)
+    i0 = torch.clamp(src.floor().long(), max=size_in - 1)
+    i1 = torch.where(i0 < size_in - 1, i0 + 1, i0)
+    w1 = torch.clamp(src - i0.float(), 0.0, 1.0)
+    return i0.to(device), i1.to(device), w1.to(device)
+
+
+def default_joint_order(num_joints: int) -> tuple[int, ...]:
+    """Official matching order: COCO's for J = 17, its 14-entry truncation for J = 14.
+
+    Any other J gets the identity order (there is no official one).
+    """
+    if num_joints == COCO_17.num_keypoints:
+        return COCO_17.joint_order
+    if num_joints == CROWDPOSE_14.num_keypoints:
+        return CROWDPOSE_14.joint_order
+    return tuple(range(num_joints))
+
+
+# --------------------------------------------------------------------------------------------
+# 1-2. NMS and top-k (device)
+# --------------------------------------------------------------------------------------------
+
+
+def top_k_candidates(
+    heatmaps: torch.Tensor, sampler: TagSampler, k: int, nms_kernel: int = 5
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k NMS maxima per joint.
+
+    Args:
+        heatmaps: (J, H, W) float tensor.
+        sampler: tag lookup on the same grid.
+        k: candidates per joint (clipped to H * W).
+        nms_kernel: max-pool window.
+
+    Returns:
+        val_k (J, k) float (descending), ind_k (J, k) int64 flat pixel index y * W + x,
+        tag_k (J, k, L), all on the maps' device.
+    """
+    num_joints = heatmaps.shape[0]
+    suppressed = heatmap_nms(heatmaps, nms_kernel).reshape(num_joints, -1)
+    k = min(k, suppressed.shape[1])
+    val_k, ind_k = suppressed.topk(k, dim=1)
+    joints = torch.arange(num_joints, device=heatmaps.device)[:, None].expand_as(ind_k)
+    tag_k = sampler(joints, ind_k)
+    return val_k, ind_k, tag_k
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Tag matching (host)
+# --------------------------------------------------------------------------------------------
+
+
+def match_by_tag(
+    tag_k: np.ndarray,
+    loc_k: np.ndarray,
+    val_k: np.ndarray,
+    params: GroupingParams,
+) -> np.ndarray:
+    """Greedy joint-by-joint matching of candidates to people by tag distance.
+
+    Args:
+        tag_k: (J, k, L) float32 candidate tags.
+        loc_k: (J, k, 2) int64 candidate (x, y).
+        val_k: (J, k) float32 candidate values.
+        params: thresholds, max people, joint order.
+
+    Returns:
+        (P, J, 3 + L) float32: x, y, value, tags per person, in insertion order (zeros where a
+        joint was not matched).
+    """
+    num_joints, _, num_tags = tag_k.shape
+    order = params.joint_order or default_joint_order(num_joints)
+    if len(set(order)) != len(order) or not all(0 <= j < num_joints for j in order):
+        raise ValueError(f"joint_order {order} is not a list of distinct joints")
+    width = 3 + num_tags
+    people: dict[float, np.ndarray] = {}
+    person_tags: dict[float, list[np.ndarray]] = {}
+
+    def start_or_overwrite(key: float, joint: int, row: np.ndarray, tag: np.ndarray) -> None:
+        # setdefault semantics: a colliding key reuses that person and resets its tags.
+        people.setdefault(key, np.zeros((num_joints, width)))[joint] = row
+        person_tags[key] = [tag]
+
+    for position, joint in enumerate(order):
+        tags = tag_k[joint]
+        # int64 + float32 columns concatenate to float64, as in the official parser.
+        rows = np.concatenate((loc_k[joint], val_k[joint][:, None], tags), axis=1)
+        keep = rows[:, 2] > params.detection_threshold
+        tags, rows = tags[keep], rows[keep]
+        if rows.shape[0] == 0:
+            continue
+        if position == 0 or len(people) == 0:
+            for tag, row in zip(tags, rows):
+                start_or_overwrite(float(tag[0]), joint, row, tag)
+            continue
+        keys = list(people.keys())[: params.max_people]
+        if params.ignore_too_much and len(keys) == params.max_people:
+            continue
+        mean_tags = np.array([np.mean(person_tags[key], axis=0) for key in keys])
+        dist = np.linalg.norm(rows[:, None, 3:] - mean_tags[None, :, :], ord=2, axis=2)
+        cost = np.round(dist) * 100 - rows[:, 2:3] if params.use_detection_val else dist.copy()
+        num_added, num_grouped = dist.shape
+        if num_added > num_grouped:
+            cost = np.concatenate(
+                (cost, np.full((num_added, num_added - num_grouped), 1e10)), axis=1
+            )
+        row_ids, col_ids = linear_sum_assignment(cost)
+        for r, c in zip(row_ids.tolist(), col_ids.tolist()):
+            if c < num_grouped and dist[r, c] < params.tag_threshold:
+                key = keys[c]
+                people[key][joint] = rows[r]
+                person_tags[key].append(tags[r])
+            else:
+                start_or_overwrite(float(tags[r][0]), joint, rows[r], tags[r])
+    if not people:
+        return np.zeros((0, num_joints, width), np.float32)
+    return np.stack(list(people.values())).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Adjust (device)
+# --------------------------------------------------------------------------------------------
+
+
+def _quarter_offsets(
+    heatmaps_flat: torch.Tensor, joints: torch.Tensor, x: torch.Tensor, y: torch.Tensor, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """+-0.25 towards the larger neighbour (ties go -), indices clamped at the borders."""
+    height = heatmaps_flat.shape[1] // width
+
+    def value(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+        return heatmaps_flat[joints, yy * width + xx]
+
+    right = value(y, torch.clamp(x + 1, max=width - 1))
+    left = value(y, torch.clamp(x - 1, min=0))
+    down = value(torch.clamp(y + 1, max=height - 1), x)
+    up = value(torch.clamp(y - 1, min=0), x)
+    dx = torch.where(right > left, 0.25, -0.25)
+    dy = torch.where(down > up, 0.25, -0.25)
+    return dx, dy
+
+
+def adjust_positions(grouped: np.ndarray, heatmaps: torch.Tensor) -> np.ndarray:
+    """Official `adjust`: integer location + 0.5 +- 0.25, for joints with value > 0.
+
+    Args:
+        grouped: (P, J, 3 + L) float32, x, y integer pixel locations (as matched).
+        heatmaps: (J, H, W) the aggregated maps (not the NMS output).
+
+    Returns:
+        A float32 copy of `grouped` with adjusted x, y.
+    """
+    out = grouped.astype(np.float32, copy=True)
+    found = np.nonzero(out[:, :, 2] > 0)
+    if len(found[0]) == 0:
+        return out
+    dev = heatmaps.device
+    num_joints, _, width = heatmaps.shape
+    joints = torch.as_tensor(found[1], device=dev)
+    x = torch.as_tensor(out[found][:, 0].astype(np.int64), device=dev)
+    y = torch.as_tensor(out[found][:, 1].astype(np.int64), device=dev)
+    dx, dy = _quarter_offsets(heatmaps.reshape(num_joints, -1), joints, x, y, width)
+    out[found[0], found[1], 0] += dx.cpu().numpy().astype(np.float32) + np.float32(0.5)
+    out[found[0], found[1], 1] += dy.cpu().numpy().astype(np.float32) + np.float32(0.5)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Refine (device, all people at once)
+# --------------------------------------------------------------------------------------------
+
+_SAMPLE_TOP = 1024  # highest pixels per joint used for the lower bound
+_SAMPLE_GRID = 4096  # approximate number of strided pixels per joint used for the lower bound
+_CHUNK_ELEMENTS = 1 << 21  # (pairs x pixels) evaluated per step
+_TILE = 8  # block size of the score upper bounds
+
+
+def _refine_scores(det: torch.Tensor, tag_planes: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    """det - round(||tag - prev||) in float32 with the official op order.
+
+    Args:
+        det: (Q or 1, C) values.
+        tag_planes: (L, Q or 1, C) tag components.
+        prev: (Q, L) mean tags.
+
+    Returns:
+        (Q, C) scores.
+    """
+    dist2: torch.Tensor | None = None
+    for component in range(tag_planes.shape[0]):
+        diff = tag_planes[component] - prev[:, component, None]
+        dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+    assert dist2 is not None
+    return det - torch.round(torch.sqrt(dist2))
+
+
+def refine_people(
+    grouped: np.ndarray, heatmaps: torch.Tensor, sampler: TagSampler
+) -> np.ndarray:
+    """Official `refine` for every person at once; fills joints whose value is 0.
+
+    The exact first row-major argmax of det_j - round(||tag_j - prev||) over the full map is
+    found without scanning the full map for every (person, joint): a lower bound LB is the best
+    score over a pixel sample (the top pixels of det_j and a strided grid); since
+    round(.) >= 0, no pixel with det_j < LB can reach the maximum, so the exact search runs
+    only over pixels with det_j >= LB (in row-major order; a chunked scan keeps the first
+    maximum). In the worst case this is the full map; on real maps it is a small fraction.
+
+    Args:
+        grouped: (P, J, 3 + L) float32 after adjust.
+        heatmaps: (J, H, W) aggregated maps.
+        sampler: tags on the same grid.
+
+    Returns:
+        A float32 copy of `grouped` with refined joints filled (their tag columns stay 0).
+    """
+    out = grouped.astype(np.float32, copy=True)
+    num_people = out.shape[0]
+    if num_people == 0:
+        return out
+    dev = heatmaps.device
+    num_joints, height, width = heatmaps.shape
+    det = heatmaps.reshape(num_joints, -1)
+    found = out[:, :, 2] > 0
+    missing_np = out[:, :, 2] == 0
+    if not missing_np.any():
+        return out
+
+    # Mean tag of each person's detected joints, summed in joint order in float32 (as numpy's
+    # axis-0 mean of the official list does).
+    xs = torch.as_tensor(out[:, :, 0].astype(np.int32).astype(np.int64), device=dev)
+    ys = torch.as_tensor(out[:, :, 1].astype(np.int32).astype(np.int64), device=dev)
+    pix = torch.clamp(ys, 0, height - 1) * width + torch.clamp(xs, 0, width - 1)
+    joint_ids = torch.arange(num_joints, device=dev)[None, :].expand(num_people, -1)
+    person_tags = sampler(joint_ids, pix)  # (P, J, L)
+    found_t = torch.as_tensor(found, device=dev)
+    acc = torch.zeros((num_people, sampler.num_tags), dtype=torch.float32, device=dev)
+    for j in range(num_joints):
+        acc = acc + torch.where(found_t[:, j, None], person_tags[:, j].float(), 0.0)
+    counts = found_t.sum(dim=1, keepdim=True).to(torch.float32)
+    prev = acc / counts  # a person without any value > 0 gives NaN, like numpy's empty mean
+
+    pair_people, pair_joints = np.nonzero(missing_np)
+    qp = torch.as_tensor(pair_people, device=dev)
+    qj = torch.as_tensor(pair_joints, device=dev)
+    qprev = prev[qp]
+
+    # Lower bound from a pixel sample.
+    num_pixels = height * width
+    top = det.topk(min(_SAMPLE_TOP, num_pixels), dim=1).indices  # (J, T)
+    step = max(1, num_pixels // _SAMPLE_GRID)
+    grid = torch.arange(0, num_pixels, step, device=dev)[None, :].expand(num_joints, -1)
+    sample = torch.cat((top, grid), dim=1)  # (J, K)
+    sample_tags = sampler(
+        torch.arange(num_joints, device=dev)[:, None].expand_as(sample), sample
+    ).permute(2, 0, 1)  # (L, J, K)
+    sample_det = torch.gather(det, 1, sample)  # (J, K)
+    lower = torch.full((len(pair_people),), -torch.inf, dtype=torch.float32, device=dev)
+    chunk_pairs = max(1, _CHUNK_ELEMENTS // sample.shape[1])
+    for start in range(0, len(pair_people), chunk_pairs):
+        sl = slice(start, start + chunk_pairs)
+        scores = _refine_scores(sample_det[qj[sl]], sample_tags[:, qj[sl]], qprev[sl])
+        lower[sl] = scores.amax(dim=1)
+    lower = torch.nan_to_num(lower, nan=-torch.inf)
+
+    # Upper bound of the score per (pair, tile): tile max of det_j minus the rounded distance
+    # from the mean tag to the tile's tag box (round is monotone, so this never exceeds the
+    # score of a pixel in the tile). Only tiles whose bound reaches LB are searched.
+    tile_max = F.max_pool2d(heatmaps[:, None], _TILE, stride=_TILE, ceil_mode=True)[:, 0]
+    tiles_y, tiles_x = tile_max.shape[1:]
+    tag_low, tag_high = sampler.tile_bounds(_TILE)  # (L, J, ty, tx)
+    tile_ok = torch.zeros((len(pair_people), tiles_y * tiles_x), dtype=torch.bool, device=dev)
+    chunk_pairs = max(1, _CHUNK_ELEMENTS // (tiles_y * tiles_x))
+    for start in range(0, len(pair_people), chunk_pairs):
+        sl = slice(start, start + chunk_pairs)
+        gap2: torch.Tensor | None = None
+        for component in range(sampler.num_tags):
+            p = qprev[sl, component, None, None]
+            gap = torch.clamp(
+                torch.maximum(tag_low[component, qj[sl]] - p, p - tag_high[component, qj[sl]]),
+                min=0.0,
+            )
+            gap2 = gap * gap if gap2 is None else gap2 + gap * gap
+        assert gap2 is not None
+        upper = tile_max[qj[sl]] - torch.round(torch.sqrt(gap2))
+        tile_ok[sl] = (upper >= lower[sl, None, None]).reshape(upper.shape[0], -1)
+
+    best_val = torch.full_like(lower, -torch.inf)
+    best_pix = torch.zeros_like(qj)
+    for j in torch.unique(qj).tolist():
+        sel = torch.nonzero(qj == j).flatten()
+        sel_ok = tile_ok[sel]
+        union = sel_ok.any(dim=0).reshape(tiles_y, tiles_x)
+        union = union.repeat_interleave(_TILE, 0)[:height].repeat_interleave(_TILE, 1)[:, :width]
+        mask = union & (det[j].reshape(height, width) >= lower[sel].min())
+        cand = torch.nonzero(mask.flatten()).flatten()  # row-major order
+        if cand.numel() == 0:
+            continue
+        if cand.numel() * 4 > num_pixels:
+            # Large candidate sets: project the joint's tag maps once (the official way).
+            planes = sampler.dense(j)
+            cand_tags = planes if cand.numel() == num_pixels else planes[:, cand]
+        else:
+            cand_tags = sampler(torch.full_like(cand, j), cand).t()
+        cand_det = det[j, cand]
+        cand_y = torch.div(cand, width, rounding_mode="floor")
+        cand_tile = torch.div(cand_y, _TILE, rounding_mode="floor") * tiles_x + torch.div(
+            cand - cand_y * width, _TILE, rounding_mode="floor"
+        )
+        sel_prev = qprev[sel]
+        sel_lower = lower[sel, None]
+        j_best_val = torch.full((len(sel),), -torch.inf, dtype=torch.float32, device=dev)
+        j_best_pix = torch.zeros((len(sel),), dtype=torch.long, device=dev)
+        chunk = max(4096, (_CHUNK_ELEMENTS // 2) // len(sel))
+        for start in range(0, cand.numel(), chunk):
+            c_det = cand_det[None, start : start + chunk]
+            c_tag = cand_tags[:, None, start : start + chunk]
+            allowed = sel_ok[:, cand_tile[start : start + chunk]] & (c_det >= sel_lower)
+            scores = torch.where(allowed, _refine_scores(c_det, c_tag, sel_prev), -torch.inf)
+            c_val, c_arg = scores.max(dim=1)
+            better = c_val > j_best_val
+            j_best_val = torch.where(better, c_val, j_best_val)
+            j_best_pix = torch.where(better, cand[start + c_arg], j_best_pix)
+        best_val[sel] = j_best_val
+        best_pix[sel] = j_best_pix
+
+    # People with a NaN mean tag: numpy's argmax of an all-NaN map is pixel 0.
+    best_pix = torch.where(torch.isnan(qprev).any(dim=1), 0, best_pix)
+    by = torch.div(best_pix, width, rounding_mode="floor")
+    bx = best_pix - by * width
+    val = det[qj, best_pix]
+    dx, dy = _quarter_offsets(det, qj, bx, by, width)
+    x = bx.double() + 0.5 + dx.double()
+    y = by.double() + 0.5 + dy.double()
+    val_np = val.cpu().numpy()
+    fill = val_np > 0
+    pp, jj = pair_people[fill], pair_joints[fill]
+    out[pp, jj, 0] = x.cpu().numpy()[fill]
+    out[pp, jj, 1] = y.cpu().numpy()[fill]
+    out[pp, jj, 2] = val_np[fill]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Whole parser
+# --------------------------------------------------------------------------------------------
+
+
+def parse_bottom_up(
+    heatmaps: torch.Tensor, sampler: TagSampler, params: GroupingParams
+) -> GroupingResult:
+    """The full official parse on one image.
+
+    Args:
+        heatmaps: (J, H, W) float tensor (any device), finite.
+        sampler: tags on the same (H, W) grid.
+        params: settings.
+
+    Returns:
+        GroupingResult in heatmap pixels.
+    """
+    num_joints, height, width = heatmaps.shape
+    if (sampler.height, sampler.width) != (height, width):
+        raise ValueError(
+            f"tag grid {(sampler.height, sampler.width)} != heatmap grid {(height, width)}"
+        )
+    heatmaps = heatmaps.float()
+    val_k, ind_k, tag_k = top_k_candidates(heatmaps, sampler, params.max_people, params.nms_kernel)
+    val_np = val_k.cpu().numpy().astype(np.float32)
+    ind_np = ind_k.cpu().numpy()
+    tag_np = tag_k.cpu().numpy().astype(np.float32)
+    loc_np = np.stack((ind_np % width, ind_np // width), axis=-1).astype(np.int64)
+    grouped = match_by_tag(tag_np, loc_np, val_np, params)
+    if params.adjust:
+        grouped = adjust_positions(grouped, heatmaps)
+    scores = grouped[:, :, 2].mean(axis=1).astype(np.float64)
+    if params.refine:
+        grouped = refine_people(grouped, heatmaps, sampler)
+    return GroupingResult(grouped, scores, tag_np, loc_np, val_np)
+
+
+def _as_single_image(array: torch.Tensor, ndim: int, name: str) -> torch.Tensor:
+    if array.ndim == ndim + 1:
+        if array.shape[0] != 1:
+            raise ValueError(f"{name}: one image at a time, got batch {array.shape[0]}")
+        array = array[0]
+    if array.ndim != ndim:
+        raise ValueError(f"{name} has shape {tuple(array.shape)}; expected {ndim} dimensions")
+    return array
+
+
+def group_bottom_up(
+    heatmaps: torch.Tensor | np.ndarray,
+    tags: torch.Tensor | np.ndarray,
+    *,
+    detection_threshold: float = 0.1,
+    tag_threshold: float = 1.0,
+    max_people: int = 30,
+    use_detection_val: bool = True,
+    ignore_too_much: bool = False,
+    adjust: bool = True,
+    refine: bool = True,
+    nms_kernel: int = 5,
+    joint_order: Sequence[int] | None = None,
+) -> Poses:
+    """Group keypoints into people with associative embeddings (official HeatmapParser).
+
+    Args:
+        heatmaps: (J, H, W) or (1, J, H, W), torch (any device) or numpy.
+        tags: (J, H, W, L) or (1, J, H, W, L) on the same grid (L = 2 with flip test).
+        detection_threshold: candidates need a value above it.
+        tag_threshold: a candidate joins a person when the tag distance is below it.
+        max_people: top-k per joint and number of people eligible for matching.
+        use_detection_val: cost = round(dist) * 100 - value (else the raw distance).
+        ignore_too_much: skip a joint once max_people people exist.
+        adjust: quarter offset + 0.5.
+        refine: fill missing joints from the full maps.
+        nms_kernel: NMS window (official test value 5).
+        joint_order: matching order; default `default_joint_order(J)`.
+
+    Returns:
+        Poses in heatmap pixels: keypoints (P, J, 3) x, y, value; scores (P,) (before refine).
+
+    Raises:
+        ValueError: bad shapes or non-finite values in the maps.
+    """
+    heatmaps_t = torch.as_tensor(heatmaps)
+    tags_t = torch.as_tensor(tags, device=heatmaps_t.device)
+    heatmaps_t = _as_single_image(heatmaps_t, 3, "heatmaps").float()
+    tags_t = _as_single_image(tags_t, 4, "tags").float()
+    if tags_t.shape[:3] != heatmaps_t.shape:
+        raise ValueError(
+            f"tags {tuple(tags_t.shape)} do not match heatmaps {tuple(heatmaps_t.shape)}"
+        )
+    if heatmaps_t.numel() == 0:
+        raise ValueError("empty heatmaps")
+    if not bool(torch.isfinite(heatmaps_t).all()) or not bool(torch.isfinite(tags_t).all()):
+        raise ValueError("heatmaps or tags contain NaN or infinite values")
+    params = GroupingParams(
+        detection_threshold=detection_threshold,
+        tag_threshold=tag_threshold,
+        max_people=max_people,
+        use_detection_val=use_detection_val,
+        ignore_too_much=ignore_too_much,
+        adjust=adjust,
+        refine=refine,
+        nms_kernel=nms_kernel,
+        joint_order=tuple(joint_order) if joint_order is not None else None,
+    )
+    return parse_bottom_up(heatmaps_t, DenseTags(tags_t), params).to_poses()

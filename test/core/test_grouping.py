@@ -1,0 +1,186 @@
+"""Grouping parity against the official HeatmapParser fixtures (reference/parity)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from pose_core import group_bottom_up
+from pose_core.grouping import DenseTags, GroupingParams, ResizedTags, parse_bottom_up
+from pose_core.grouping.nms import heatmap_nms, oks_nms
+from pose_core.grouping.reference_parser import reference_parse
+from pose_core.keypoint_specs import COCO_17
+
+XY_TOL = 1e-3  # heatmap pixels
+VAL_TOL = 1e-4
+SCORE_TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def synthetic(parity_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(parity_dir / "group_synthetic_6people.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def _assert_same_people(grouped: np.ndarray, expected: np.ndarray) -> None:
+    expected = expected[..., :3]
+    assert grouped[..., :3].shape == expected.shape
+    np.testing.assert_allclose(grouped[..., :2], expected[..., :2], atol=XY_TOL, rtol=0)
+    np.testing.assert_allclose(grouped[..., 2], expected[..., 2], atol=VAL_TOL, rtol=0)
+
+
+def test_synthetic_candidates_match_official(synthetic: dict[str, np.ndarray]) -> None:
+    heatmaps = torch.from_numpy(synthetic["heatmaps"][0])
+    result = parse_bottom_up(heatmaps, DenseTags(torch.from_numpy(synthetic["tags"][0])),
+                             GroupingParams())
+    np.testing.assert_array_equal(result.loc_k, synthetic["loc_k"][0])
+    np.testing.assert_allclose(result.val_k, synthetic["val_k"][0], atol=1e-7, rtol=0)
+    np.testing.assert_allclose(result.tag_k, synthetic["tag_k"][0], atol=1e-7, rtol=0)
+
+
+@pytest.mark.parametrize("refine", [True, False])
+def test_synthetic_grouping_matches_official(
+    synthetic: dict[str, np.ndarray], refine: bool
+) -> None:
+    poses = group_bottom_up(
+        torch.from_numpy(synthetic["heatmaps"]), torch.from_numpy(synthetic["tags"]),
+        refine=refine,
+    )
+    expected = synthetic["grouped" if refine else "grouped_no_refine"]
+    assert len(poses) == 6
+    _assert_same_people(poses.keypoints, expected)
+    np.testing.assert_allclose(poses.scores, synthetic["scores"], atol=SCORE_TOL, rtol=0)
+
+
+def test_synthetic_tag_columns_match_official(synthetic: dict[str, np.ndarray]) -> None:
+    result = parse_bottom_up(
+        torch.from_numpy(synthetic["heatmaps"][0]),
+        DenseTags(torch.from_numpy(synthetic["tags"][0])),
+        GroupingParams(),
+    )
+    np.testing.assert_allclose(result.grouped, synthetic["grouped"], atol=1e-5, rtol=0)
+
+
+def test_numpy_input_and_reference_parser_agree(synthetic: dict[str, np.ndarray]) -> None:
+    params = GroupingParams()
+    grouped, scores = reference_parse(synthetic["heatmaps"][0], synthetic["tags"][0], params)
+    _assert_same_people(grouped, synthetic["grouped"])
+    poses = group_bottom_up(synthetic["heatmaps"][0], synthetic["tags"][0])
+    np.testing.assert_allclose(poses.keypoints, grouped[..., :3], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(poses.scores, scores, atol=1e-7, rtol=0)
+
+
+def _random_scene(seed: int, num_people: int, size_hw: tuple[int, int] = (64, 80)):
+    """Gaussian joints with per-person tags, noisy background (exercises refine bounds)."""
+    rng = np.random.default_rng(seed)
+    height, width = size_hw
+    joints = 17
+    ys, xs = np.mgrid[0:height, 0:width]
+    det = rng.uniform(0, 0.05, (joints, height, width)).astype(np.float32)
+    tags = rng.normal(0, 0.4, (joints, height, width, 2)).astype(np.float32)
+    for person in range(num_people):
+        tag = np.array([person * 1.7 - 4.0, person * 1.7 - 4.1], np.float32)
+        cx, cy = rng.uniform(8, width - 8), rng.uniform(8, height - 8)
+        for j in range(joints):
+            px, py = cx + rng.normal(0, 5), cy + rng.normal(0, 5)
+            blob = np.exp(-((xs - px) ** 2 + (ys - py) ** 2) / 8.0)
+            region = blob > 0.01
+            tags[j][region] = tag + rng.normal(0, 0.05, (int(region.sum()), 2))
+            if rng.uniform() > 0.2:
+                det[j] = np.maximum(det[j], blob * rng.uniform(0.3, 1.0))
+    return det, tags
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batched_refine_matches_loop_reference(seed: int) -> None:
+    det, tags = _random_scene(seed, num_people=5)
+    params = GroupingParams()
+    grouped, scores = reference_parse(det, tags, params)
+    result = parse_bottom_up(torch.from_numpy(det), DenseTags(torch.from_numpy(tags)), params)
+    np.testing.assert_array_equal(result.grouped, grouped)
+    np.testing.assert_allclose(result.scores, scores, atol=1e-7, rtol=0)
+
+
+def test_resized_tags_equal_projected_maps() -> None:
+    gen = torch.Generator().manual_seed(0)
+    low = torch.randn(2, 17, 24, 36, generator=gen)
+    sampler = ResizedTags(low, (48, 72))
+    dense = torch.nn.functional.interpolate(low, size=(48, 72), mode="bilinear",
+                                            align_corners=False)
+    joints = torch.randint(0, 17, (500,), generator=gen)
+    pixels = torch.randint(0, 48 * 72, (500,), generator=gen)
+    expected = dense.reshape(2, 17, -1)[:, joints, pixels].t()
+    torch.testing.assert_close(sampler(joints, pixels), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(sampler.dense(3), dense[:, 3].reshape(2, -1), atol=1e-6, rtol=0)
+    lower, upper = sampler.tile_bounds(8)
+    pooled_max = torch.nn.functional.max_pool2d(dense, 8, stride=8, ceil_mode=True)
+    pooled_min = -torch.nn.functional.max_pool2d(-dense, 8, stride=8, ceil_mode=True)
+    assert bool((upper >= pooled_max).all()) and bool((lower <= pooled_min).all())
+
+
+def test_heatmap_nms_keeps_plateaus_and_maxima() -> None:
+    maps = torch.zeros(1, 7, 7)
+    maps[0, 3, 3] = 1.0
+    maps[0, 3, 4] = 0.5
+    maps[0, 0, 0] = 0.2
+    maps[0, 6, 5:7] = 0.7
+    out = heatmap_nms(maps, 5)
+    assert out[0, 3, 3] == 1.0 and out[0, 3, 4] == 0 and out[0, 0, 0] == 0.2
+    assert out[0, 6, 5] == 0.7 and out[0, 6, 6] == 0.7
+
+
+def _brute_force_min(cost: np.ndarray) -> float:
+    rows, cols = cost.shape
+    return min(
+        sum(cost[r, c] for r, c in zip(range(rows), perm))
+        for perm in itertools.permutations(range(cols), rows)
+    )
+
+
+def test_assignment_solver_on_ties_and_degenerate_costs() -> None:
+    """scipy returns an optimal assignment on tie-heavy costs like the parser's (round(d)*100-v).
+
+    munkres 1.1 also returns an optimum; on exact ties the two may pick different optima (the
+    documented difference). Here: optimality on ties, uniqueness where the optimum is unique.
+    """
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        rows, cols = rng.integers(1, 6), rng.integers(1, 6)
+        dist = rng.integers(0, 3, (rows, cols)).astype(np.float64)
+        val = rng.choice([0.2, 0.5, 0.5], size=(rows, 1))
+        cost = dist * 100 - val
+        if rows > cols:
+            cost = np.concatenate((cost, np.full((rows, rows - cols), 1e10)), axis=1)
+        r, c = linear_sum_assignment(cost)
+        assert len(r) == rows
+        assert cost[r, c].sum() == pytest.approx(_brute_force_min(cost), rel=1e-12)
+    unique = np.array([[0.0, 100.0, 200.0], [100.0, 0.0, 100.0], [200.0, 100.0, 0.0]]) - 0.3
+    r, c = linear_sum_assignment(unique)
+    assert c.tolist() == [0, 1, 2]
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    det = torch.zeros(17, 8, 8)
+    tags = torch.zeros(17, 8, 8, 2)
+    det[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        group_bottom_up(det, tags)
+    with pytest.raises(ValueError, match="do not match"):
+        group_bottom_up(torch.zeros(17, 8, 8), torch.zeros(17, 8, 9, 2))
+    with pytest.raises(ValueError, match="one image"):
+        group_bottom_up(torch.zeros(2, 17, 8, 8), torch.zeros(2, 17, 8, 8, 2))
+    empty = group_bottom_up(torch.zeros(17, 8, 8), torch.zeros(17, 8, 8, 2))
+    assert empty.keypoints.shape == (0, 17, 3)
+
+
+def test_oks_nms_drops_duplicates() -> None:
+    person = np.stack([np.linspace(10, 50, 17), np.linspace(20, 80, 17), np.ones(17)], axis=1)
+    people = np.stack([person, person + 0.5, person + 40.0])
+    keep = oks_nms(people, np.array([0.9, 0.8, 0.7]), np.full(3, 2400.0),
+                   np.array(COCO_17.sigmas), threshold=0.9)
+    assert keep.tolist() == [0, 2]

@@ -300,6 +300,7 @@ class PersonStyle:
     stripes: int  # 0 = plain shirt
     stripe_colour: tuple[float, float, float]
     long_hair: bool
+    skirt: bool
 
 
 @dataclass(frozen=True)
@@ -452,7 +453,7 @@ def _sample_style(rng: np.random.Generator) -> PersonStyle:
         shoes=shoes, long_sleeves=bool(rng.uniform() < 0.5),
         long_pants=bool(rng.uniform() < 0.7),
         stripes=int(rng.integers(2, 6)) if rng.uniform() < 0.3 else 0, stripe_colour=stripe,
-        long_hair=bool(rng.uniform() < 0.35),
+        long_hair=bool(rng.uniform() < 0.35), skirt=bool(rng.uniform() < 0.12),
     )
 
 
@@ -690,6 +691,7 @@ class _Body:
     radii: dict[str, float]
     head_axes: tuple[float, float]
     head_yaw: float  # radians, total
+    yaw: float  # radians, body
     roll: float  # radians
     hidden_face: tuple[bool, ...]  # per COCO face point 0..4
 
@@ -761,7 +763,7 @@ def _local_body(pose: PersonPose) -> _Body:
     points.setflags(write=False)
     depth.setflags(write=False)
     return _Body(points=points, depth=depth, radii=radii, head_axes=(0.058 * s, 0.066 * s),
-                 head_yaw=head_yaw, roll=roll, hidden_face=tuple(hidden))
+                 head_yaw=head_yaw, yaw=yaw, roll=roll, hidden_face=tuple(hidden))
 
 
 def _pose_extent(pose: PersonPose) -> tuple[float, float, float, float]:
@@ -914,6 +916,14 @@ def _draw_person(canvas: _Canvas, body: _Body, style: PersonStyle, index: int) -
                 (sh_c + hp_c) / 2 - width_axis * span_hp * 0.95,
             ])
             canvas.polygon(pts, style.shirt, label)
+            cos_body, sin_body = math.cos(body.yaw), math.sin(body.yaw)
+            if cos_body > 0.25:  # the front of the shirt: a neckline toward the viewer
+                top = sh_c - down * 0.03 + width_axis * (0.45 * span_sh * sin_body)
+                half = width_axis * (0.22 * span_sh * cos_body)
+                neckline = np.stack([top + half, top - half,
+                                     top + down * 0.2 + width_axis * (0.1 * span_sh * sin_body)])
+                cv2.fillConvexPoly(canvas.image, _fix(neckline), _scaled(style.skin, 0.9),
+                                   cv2.LINE_8, _SHIFT)
             if style.stripes:
                 thick = max(int(round(0.35 * r["forearm"])), 1)
                 for k in range(1, style.stripes + 1):
@@ -923,11 +933,24 @@ def _draw_person(canvas: _Canvas, body: _Body, style: PersonStyle, index: int) -
                     a, b = _fix(c + width_axis * span), _fix(c - width_axis * span)
                     cv2.line(canvas.image, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])),
                              style.stripe_colour, thick, cv2.LINE_8, _SHIFT)
-            # belt / waist band
-            a, b = _fix(hp_c + width_axis * span_hp * 0.95 - down * 0.05), _fix(
-                hp_c - width_axis * span_hp * 0.95 - down * 0.05)
+            # trousers / skirt over the pelvis, then a waist band
+            waist = hp_c - down * 0.14
+            if style.skirt:
+                bottom = hp_c + down * 0.75
+                flare = span_hp * 1.2 + 0.5 * abs(float((p[13] - p[14]) @ width_axis))
+                hem = np.stack([waist + width_axis * span_hp * 0.95,
+                                waist - width_axis * span_hp * 0.95,
+                                bottom + width_axis * flare, bottom - width_axis * flare])
+            else:
+                hem = np.stack([waist + width_axis * span_hp * 0.97,
+                                waist - width_axis * span_hp * 0.97,
+                                hp_c + width_axis * span_hp + down * 0.07,
+                                hp_c - width_axis * span_hp + down * 0.07])
+            canvas.polygon(hem, style.pants, label)
+            a, b = _fix(waist + width_axis * span_hp * 0.95), _fix(
+                waist - width_axis * span_hp * 0.95)
             cv2.line(canvas.image, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])),
-                     _scaled(style.pants, 0.6), max(int(round(0.3 * r["thigh"])), 1),
+                     _scaled(style.pants, 0.55), max(int(round(0.25 * r["thigh"])), 1),
                      cv2.LINE_8, _SHIFT)
         elif part == _NECK:
             canvas.capsule(p[_NECK_BASE], (p[_NECK_BASE] + p[_HEAD_CENTER]) / 2, r["neck"],
@@ -992,10 +1015,10 @@ def _draw_head(canvas: _Canvas, body: _Body, style: PersonStyle, label: int, cos
             mouth = p[0] + down * 0.3 * ax_h
             canvas.ellipse(mouth, (0.22 * ax_w * max(abs(cos_yaw), 0.4), 0.05 * ax_h), angle,
                            (60.0, 60.0, 150.0), None)
-    else:  # seen from behind: skin below the hair line, hair on top
-        canvas.ellipse(center, (ax_w, ax_h), angle, style.skin, label)
-        canvas.ellipse(center - down * 0.12 * ax_h, (ax_w * 1.02, ax_h * 0.9), angle,
-                       style.hair, label)
+    else:  # seen from behind: the back of the head is hair, with a darker crown
+        canvas.ellipse(center, (ax_w, ax_h), angle, style.hair, label)
+        canvas.ellipse(center - down * 0.2 * ax_h, (ax_w * 0.6, ax_h * 0.5), angle,
+                       _scaled(style.hair, 0.8), None)
 
 
 def _paint_shape(image: np.ndarray, labels: np.ndarray | None, shape: Shape) -> None:

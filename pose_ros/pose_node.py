@@ -167,6 +167,11 @@ class PoseNode(LifecycleNode):
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
 
+    @property
+    def active(self) -> bool:
+        """True while subscribed and processing (lifecycle state active)."""
+        return self._active
+
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate the parameters, build the estimator and the publishers."""

@@ -1,0 +1,291 @@
+"""The main job: a synthetic camera and the pose node together, live, with saved results.
+
+    ./env.sh python -m pose_ros.demo --duration 30 --out outputs/demo
+
+Runs the synthetic-world camera, the pose node (shipped model by default) and a small monitor
+node in one process on a MultiThreadedExecutor (or, with `--two-processes`, the camera in a
+child process so images really cross DDS between processes). Every second it prints a summary
+line (camera and people rates, stamp -> people latency, people found, dropped / rejected frames);
+annotated frames are saved to `--out` (`frame_<index>.jpg`, one every `--save-period` seconds)
+with `summary.json`. It stops after `--duration` seconds or on Ctrl-C and exits 0 (2 when the
+model cannot be loaded).
+
+DDS: the recommended profile (`config/fastdds_shm.xml`) is used when found (an explicit
+`--dds-profile`, the FASTDDS_DEFAULT_PROFILES_FILE variable, or the installed package's share
+directory); the demo works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from pose_ros.diagnostics import status_values
+from pose_ros.image_conversion import ImageRejected, image_to_bgr
+from pose_ros.msg import PersonArray
+from pose_ros.pose_node import PoseNode
+from pose_ros.synthetic_camera import SyntheticCameraNode
+
+__all__ = ["DemoMonitor", "find_dds_profile", "main"]
+
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+PROFILE_NAME = "fastdds_shm.xml"
+
+
+def find_dds_profile(explicit: str | None) -> Path | None:
+    """The DDS profile to use: `explicit`, else the environment's, else the installed one."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(PROFILE_VARIABLE):
+        return Path(os.environ[PROFILE_VARIABLE])
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        candidate = Path(prefix) / "share" / "pose_ros" / "config" / PROFILE_NAME
+        if prefix and candidate.is_file():
+            return candidate
+    return None
+
+
+class DemoMonitor(Node):
+    """Subscribes people, annotated images and diagnostics; keeps the numbers of the summary.
+
+    Args:
+        out_dir: where annotated frames are saved.
+        save_period: seconds between saved frames.
+        **kwargs: passed to `rclpy.node.Node`.
+    """
+
+    def __init__(self, out_dir: Path, save_period: float, **kwargs: object) -> None:
+        super().__init__("pose_demo_monitor", **kwargs)
+        self.out_dir = out_dir
+        self.save_period = save_period
+        self._lock = threading.Lock()
+        self.latencies: deque[float] = deque(maxlen=300)
+        self.all_latencies: list[float] = []
+        self.people_times: deque[float] = deque(maxlen=300)
+        self.people_count = 0
+        self.people_messages = 0
+        self.saved: list[str] = []
+        self._last_save = -1e9
+        self.diagnostics: dict[str, str] = {}
+        reliable = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.create_subscription(PersonArray, "people", self._on_people, reliable)
+        self.create_subscription(Image, "annotated_image", self._on_annotated, reliable)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
+
+    def _on_people(self, msg: PersonArray) -> None:
+        now = self.get_clock().now().nanoseconds * 1e-9
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        with self._lock:
+            self.latencies.append(now - stamp)
+            self.all_latencies.append(now - stamp)
+            self.people_times.append(time.monotonic())
+            self.people_count = len(msg.people)
+            self.people_messages += 1
+
+    def _on_annotated(self, msg: Image) -> None:
+        now = time.monotonic()
+        if now - self._last_save < self.save_period:
+            return
+        try:
+            image = image_to_bgr(msg)
+        except ImageRejected:
+            return
+        self._last_save = now
+        path = self.out_dir / f"frame_{len(self.saved):05d}.jpg"
+        cv2.imwrite(str(path), image)
+        with self._lock:
+            self.saved.append(path.name)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        values = status_values(msg, "pose estimation")
+        if values:
+            with self._lock:
+                self.diagnostics = values
+
+    def summary(self) -> dict[str, float | int | str]:
+        """Numbers for the live line: people rate, latency percentiles, counts."""
+        with self._lock:
+            now = time.monotonic()
+            recent = [t for t in self.people_times if now - t <= 2.0]
+            latencies = np.asarray(self.latencies, np.float64) * 1e3
+            diagnostics = dict(self.diagnostics)
+            people = self.people_count
+            messages = self.people_messages
+        rate = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 else 0.0
+        return {
+            "people_rate_hz": rate,
+            "latency_p50_ms": float(np.percentile(latencies, 50)) if latencies.size else 0.0,
+            "latency_p90_ms": float(np.percentile(latencies, 90)) if latencies.size else 0.0,
+            "people_last": people,
+            "people_messages": messages,
+            "input_rate_hz": float(diagnostics.get("input_rate_hz", 0.0)),
+            "frames_dropped": int(diagnostics.get("frames_dropped", 0)),
+            "frames_rejected": int(diagnostics.get("frames_rejected", 0)),
+            "device": diagnostics.get("device", "?"),
+        }
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pose_ros.demo",
+        description="Synthetic camera + pose node, live summary, annotated frames saved.",
+    )
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds (0 = until Ctrl-C)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera frames per second")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--people", type=int, default=4, help="people in the synthetic scene")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="", help="model name ('' = the shipped default)")
+    parser.add_argument("--checkpoint", default="", help="checkpoint ('' = shipped weights)")
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda")
+    parser.add_argument("--max-input-size", type=int, default=0, help="0 = model's own size")
+    parser.add_argument("--save-period", type=float, default=1.0, help="seconds between saves")
+    parser.add_argument("--two-processes", action="store_true",
+                        help="run the camera in a child process (images cross DDS)")
+    parser.add_argument("--dds-profile", default=None, help="Fast DDS XML profile")
+    return parser.parse_args(argv)
+
+
+def _pose_overrides(args: argparse.Namespace) -> list[Parameter]:
+    overrides = [
+        Parameter("device", value=args.device),
+        Parameter("checkpoint", value=args.checkpoint),
+        Parameter("max_input_size", value=args.max_input_size),
+        Parameter("publish_annotated_image", value=True),
+    ]
+    if args.model:
+        overrides.append(Parameter("model", value=args.model))
+    return overrides
+
+
+def _camera_overrides(args: argparse.Namespace) -> list[Parameter]:
+    return [
+        Parameter("width", value=args.width),
+        Parameter("height", value=args.height),
+        Parameter("rate", value=float(args.rate)),
+        Parameter("num_people", value=args.people),
+        Parameter("seed", value=args.seed),
+    ]
+
+
+def _camera_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    ros_args = []
+    for parameter in _camera_overrides(args):
+        ros_args += ["-p", f"{parameter.name}:={parameter.value}"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "pose_ros.synthetic_camera", "--ros-args", *ros_args],
+        env=dict(os.environ),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; returns the exit status."""
+    profile = find_dds_profile(args.dds_profile)
+    if profile is not None:
+        os.environ[PROFILE_VARIABLE] = str(profile)  # read when the first participant starts
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"DDS profile: {profile or 'Fast DDS defaults (no profile found)'}", flush=True)
+    camera_process = _camera_process(args) if args.two_processes else None
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    nodes: list[Node] = []
+    started = time.monotonic()
+    try:
+        if camera_process is None:
+            camera = SyntheticCameraNode(
+                context=context, parameter_overrides=_camera_overrides(args)
+            )
+            nodes.append(camera)
+        try:
+            pose = PoseNode(context=context, parameter_overrides=_pose_overrides(args))
+        except ValueError as error:
+            print(f"invalid parameters: {error}", file=sys.stderr)
+            return 2
+        nodes.append(pose)
+        if not pose.active:
+            print("the pose node could not be configured (see the log above)", file=sys.stderr)
+            return 2
+        monitor = DemoMonitor(args.out, args.save_period, context=context)
+        nodes.append(monitor)
+        for node in nodes:
+            executor.add_node(node)
+        print(f"running for {args.duration:.0f} s, saving to {args.out}/ (Ctrl-C stops)")
+        next_print = started + 1.0
+        while args.duration <= 0 or time.monotonic() - started < args.duration:
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() >= next_print:
+                next_print += 1.0
+                s = monitor.summary()
+                print(
+                    f"t={time.monotonic() - started:5.1f}s  camera {s['input_rate_hz']:5.1f} fps"
+                    f"  people {s['people_rate_hz']:5.1f} fps  latency p50 "
+                    f"{s['latency_p50_ms']:6.1f} ms p90 {s['latency_p90_ms']:6.1f} ms"
+                    f"  people {s['people_last']:2d}  dropped {s['frames_dropped']}"
+                    f"  rejected {s['frames_rejected']}  saved {len(monitor.saved)}",
+                    flush=True,
+                )
+    except (KeyboardInterrupt, ExternalShutdownException):
+        print("stopped", flush=True)
+    finally:
+        if nodes and isinstance(nodes[-1], DemoMonitor):
+            _write_summary(args, nodes[-1], time.monotonic() - started, profile)
+        executor.shutdown()
+        for node in nodes:
+            node.destroy_node()
+        if context.ok():
+            rclpy.shutdown(context=context)
+        if camera_process is not None:
+            camera_process.terminate()
+            camera_process.wait(timeout=10)
+    return 0
+
+
+def _write_summary(
+    args: argparse.Namespace, monitor: DemoMonitor, seconds: float, profile: Path | None
+) -> None:
+    latencies = np.asarray(monitor.all_latencies, np.float64) * 1e3
+    summary = {
+        **monitor.summary(),
+        "seconds": round(seconds, 2),
+        "people_messages": monitor.people_messages,
+        "mean_people_rate_hz": monitor.people_messages / max(seconds, 1e-6),
+        "latency_ms_p50_all": float(np.percentile(latencies, 50)) if latencies.size else None,
+        "latency_ms_p90_all": float(np.percentile(latencies, 90)) if latencies.size else None,
+        "saved_frames": monitor.saved,
+        "dds_profile": str(profile) if profile else None,
+        "arguments": {k: str(v) for k, v in vars(args).items()},
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(
+        f"done: {monitor.people_messages} PersonArray in {seconds:.1f} s, "
+        f"{len(monitor.saved)} frames saved to {args.out}/"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `python -m pose_ros.demo`."""
+    sys.exit(run(_parse(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""`PoseEstimator`: BGR image -> `Poses` in image pixels (bottom-up HigherHRNet or top-down HRNet).
+
+Bottom-up follows the official HigherHRNet `tools/valid.py` path (spec d): official resize/pad,
+flip test, multi-scale aggregation projected to the scale-1.0 input size, the exact parser
+(`pose_core.grouping`), back-projection with the centre/scale of the smallest scale.
+Top-down follows HRNet `tools/test.py` (spec d.6): boxes -> crops, flip with the 1-px shift
+(none with DARK, as DarkPose), quarter-offset or DARK decoding, rescoring by the mean joint
+maximum above 0.2 times the box score, then OKS-NMS at 0.9.
+
+Frames: input BGR uint8 (H, W, 3); the network sees RGB normalised with `ModelInfo.mean/std`;
+output keypoints (P, J, 3) = x, y in original image pixels and the joint value.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import torch
+
+from pose_core.codecs.refinement import dark_decode, quarter_offset_decode
+from pose_core.geometry import back_project_centre_aligned, back_project_corner_aligned
+from pose_core.grouping.nms import oks_nms
+from pose_core.grouping.tag_grouping import GroupingParams, parse_bottom_up
+from pose_core.inference.backends import InferenceBackend, TorchBackend
+from pose_core.inference.preprocess import bottom_up_input, check_image, top_down_inputs
+from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs
+from pose_core.keypoint_specs import KeypointSpec
+from pose_core.structures import Poses
+
+__all__ = ["PoseEstimator"]
+
+_GROUPING_NAMES = frozenset(f.name for f in fields(GroupingParams))
+
+
+class PoseEstimator:
+    """Multi-person pose estimation on images.
+
+    Args:
+        name: registered model name (`pose_core.models.MODEL_NAMES`).
+        checkpoint: weights file; None loads the shipped weights for `DEFAULT_MODEL` and keeps
+            random weights (with a warning) for any other name.
+        device: torch device string.
+        flip_test: average with the mirrored image (official default on).
+        scales: bottom-up test scales (must contain 1.0 when more than one).
+        input_size: overrides the model's input size: an int (bottom-up short side, or a
+            top-down width with the model's aspect) or (w, h).
+        fp16: half precision (CUDA only).
+        top_down_decoder: "quarter" (HRNet) or "dark" (DarkPose: corner-aligned crops, no flip
+            shift, DARK decoding with `dark_kernel`).
+        dark_kernel: DARK blur size.
+        oks_threshold: top-down OKS-NMS threshold.
+        backend: a ready backend instead of building the torch model (advanced).
+        **grouping_options: `GroupingParams` fields (detection_threshold, tag_threshold,
+            max_people, use_detection_val, ignore_too_much, adjust, refine, nms_kernel,
+            joint_order).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        checkpoint: str | Path | None = None,
+        device: str = "cpu",
+        flip_test: bool = True,
+        scales: Sequence[float] = (1.0,),
+        input_size: int | tuple[int, int] | None = None,
+        fp16: bool = False,
+        *,
+        top_down_decoder: Literal["quarter", "dark"] = "quarter",
+        dark_kernel: int = 11,
+        oks_threshold: float = 0.9,
+        backend: InferenceBackend | None = None,
+        **grouping_options: Any,
+    ) -> None:
+        from pose_core.models import build_model, model_info
+
+        unknown = set(grouping_options) - _GROUPING_NAMES
+        if unknown:
+            raise TypeError(f"unknown PoseEstimator options: {sorted(unknown)}")
+        if "joint_order" in grouping_options and grouping_options["joint_order"] is not None:
+            grouping_options["joint_order"] = tuple(grouping_options["joint_order"])
+        self.info = model_info(name)
+        self.keypoint_spec: KeypointSpec = self.info.keypoints
+        self.grouping = GroupingParams(**grouping_options)
+        if self.info.family == "higherhrnet" and self.grouping.joint_order is None:
+            self.grouping = GroupingParams(
+                **{**grouping_options, "joint_order": self.keypoint_spec.joint_order}
+            )
+        self.flip_test = bool(flip_test)
+        self.scales = tuple(float(s) for s in scales)
+        if not self.scales or any(s <= 0 for s in self.scales):
+            raise ValueError(f"scales must be positive, got {self.scales}")
+        if len(self.scales) > 1 and 1.0 not in self.scales:
+            raise ValueError("multi-scale test needs 1.0 among the scales (tags come from it)")
+        if top_down_decoder not in ("quarter", "dark"):
+            raise ValueError(f"top_down_decoder must be 'quarter' or 'dark', not {top_down_decoder}")
+        self.top_down_decoder = top_down_decoder
+        self.dark_kernel = int(dark_kernel)
+        self.oks_threshold = float(oks_threshold)
+        self.input_wh = self._resolve_input_size(input_size)
+        self.last_timings: dict[str, float] = {"preprocess": 0.0, "network": 0.0, "grouping": 0.0}
+        if backend is None:
+            model = build_model(name)
+            self._load_weights(model, name, checkpoint)
+            backend = TorchBackend(model, device, fp16)
+        self.backend = backend
+        self.device = backend.device
+
+    # ----------------------------------------------------------------------------------------
+    def _resolve_input_size(self, input_size: int | tuple[int, int] | None) -> tuple[int, int]:
+        base_w, base_h = self.info.input_size
+        if input_size is None:
+            return (base_w, base_h)
+        if isinstance(input_size, (int, np.integer)):
+            size = int(input_size)
+            wh = (size, size) if self.info.family == "higherhrnet" else (
+                size, int(round(size * base_h / base_w))
+            )
+        else:
+            wh = (int(input_size[0]), int(input_size[1]))
+        if min(wh) < 32 or max(wh) > 4096:
+            raise ValueError(f"input_size {wh} out of range [32, 4096]")
+        if self.info.family == "higherhrnet" and wh[0] != wh[1]:
+            raise ValueError("bottom-up input_size is the square training size (one number)")
+        return wh
+
+    @staticmethod
+    def _load_weights(model: torch.nn.Module, name: str, checkpoint: str | Path | None) -> None:
+        from pose_core.models.checkpoint import load_checkpoint
+
+        if checkpoint is None:
+            from pose_core.default_model import DEFAULT_MODEL, default_checkpoint_path
+
+            if name != DEFAULT_MODEL:
+                warnings.warn(
+                    f"PoseEstimator({name!r}) without a checkpoint keeps RANDOM weights",
+                    stacklevel=3,
+                )
+                return
+            checkpoint = default_checkpoint_path()  # raises FileNotFoundError with a message
+        load_checkpoint(model, checkpoint)
+
+    # ----------------------------------------------------------------------------------------
+    def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray | None = None) -> Poses:
+        """Poses of one BGR uint8 image (keypoints in image pixels).
+
+        Args:
+            image_bgr: (H, W, 3) uint8, BGR.
+            boxes: top-down models only: (B, 4) x, y, w, h (optionally a 5th column, the box
+                score); None uses the whole image as one box.
+        """
+        check_image(image_bgr)
+        if self.info.family == "higherhrnet":
+            if boxes is not None:
+                raise ValueError(f"{self.info.name} is bottom-up; boxes are for top-down models")
+            return self._bottom_up(image_bgr)
+        return self._top_down(image_bgr, boxes)
+
+    def predict_batch(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None
+    ) -> list[Poses]:
+        """Poses for several images; `last_timings` holds the sums over the batch."""
+        totals = {"preprocess": 0.0, "network": 0.0, "grouping": 0.0}
+        results = []
+        for i, image in enumerate(images):
+            results.append(self(image, None if boxes is None else boxes[i]))
+            for key in totals:
+                totals[key] += self.last_timings[key]
+        self.last_timings = totals
+        return results
+
+    # ----------------------------------------------------------------------------------------
+    def _run(self, batch: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        if self.flip_test:
+            outputs = self.backend(torch.cat((batch, torch.flip(batch, dims=[3]))))
+            n = batch.shape[0]
+            return [o[:n] for o in outputs], [o[n:] for o in outputs]
+        return list(self.backend(batch)), None
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _bottom_up(self, image_bgr: np.ndarray) -> Poses:
+        t0 = time.perf_counter()
+        image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+        min_scale = min(self.scales)
+        size = self.input_wh[0]
+        passes = [
+            bottom_up_input(image_rgb, size, s, min_scale, self.info.mean, self.info.std)
+            for s in sorted(self.scales, reverse=True)
+        ]
+        base = bottom_up_input(image_rgb, size, 1.0, min_scale, self.info.mean, self.info.std)
+        t1 = time.perf_counter()
+        maps = []
+        network = 0.0
+        for p in passes:
+            tn = time.perf_counter()
+            outputs, flipped = self._run(p.tensor)
+            self._sync()
+            network += time.perf_counter() - tn
+            maps.append(
+                merge_stage_outputs(
+                    outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
+                    p.scale_factor,
+                )
+            )
+        t2 = time.perf_counter()
+        poses = self.decode_bottom_up(maps, base.size_wh, passes[-1].center, passes[-1].scale)
+        t3 = time.perf_counter()
+        self.last_timings = {
+            "preprocess": t1 - t0,
+            "network": network,
+            "grouping": (t3 - t2) + (t2 - t1 - network),
+        }
+        return poses
+
+    def decode_bottom_up(
+        self,
+        maps: Sequence[Any],
+        base_size_wh: tuple[int, int],
+        center: Sequence[float],
+        scale: Sequence[float],
+    ) -> Poses:
+        """Aggregated maps -> grouping -> image pixels (used by the tests and the benchmark)."""
+        heatmaps, tags = aggregate_scales(maps, base_size_wh)
+        if not bool(torch.isfinite(heatmaps).all()):
+            raise ValueError("the network produced NaN or infinite heatmaps")
+        result = parse_bottom_up(heatmaps, tags, self.grouping)
+        keypoints = result.grouped[:, :, :3].astype(np.float64)
+        if len(keypoints):
+            keypoints[:, :, :2] = back_project_centre_aligned(
+                keypoints[:, :, :2], np.asarray(center), np.asarray(scale), base_size_wh
+            )
+        return Poses(keypoints.astype(np.float32), result.scores)
+
+    # ----------------------------------------------------------------------------------------
+    def _top_down(self, image_bgr: np.ndarray, boxes: np.ndarray | None) -> Poses:
+        t0 = time.perf_counter()
+        height, width = image_bgr.shape[:2]
+        num_joints = self.info.num_joints
+        if boxes is None:
+            boxes = np.array([[0.0, 0.0, width, height, 1.0]])
+        boxes = np.asarray(boxes, np.float64)
+        if boxes.ndim != 2 or boxes.shape[1] not in (4, 5) or not np.isfinite(boxes).all():
+            raise ValueError(f"boxes must be finite (B, 4) or (B, 5), got {boxes.shape}")
+        if len(boxes) == 0:
+            self.last_timings = {"preprocess": 0.0, "network": 0.0, "grouping": 0.0}
+            return Poses.empty(num_joints)
+        box_scores = boxes[:, 4] if boxes.shape[1] == 5 else np.ones(len(boxes))
+        dark = self.top_down_decoder == "dark"
+        image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+        crops, centers, scales = top_down_inputs(
+            image_rgb, boxes[:, :4], self.input_wh, self.info.mean, self.info.std, dark
+        )
+        t1 = time.perf_counter()
+        outputs, flipped = self._run(crops)
+        self._sync()
+        t2 = time.perf_counter()
+        heatmaps = outputs[0]
+        if flipped is not None:
+            back = torch.flip(flipped[0], dims=[3])[:, list(self.keypoint_spec.flip_index)]
+            if not dark:  # HRNet SHIFT_HEATMAP: the mirrored map is shifted right by one pixel
+                back = torch.cat((back[..., :1], back[..., :-1]), dim=3)
+            heatmaps = (heatmaps + back) * 0.5
+        heatmap_wh = (heatmaps.shape[3], heatmaps.shape[2])
+        if dark:
+            coords, maxvals = dark_decode(heatmaps.cpu().numpy(), self.dark_kernel)
+            preds = back_project_corner_aligned(coords, centers, scales, heatmap_wh)
+        else:
+            coords, maxvals = quarter_offset_decode(heatmaps.cpu().numpy())
+            preds = back_project_centre_aligned(coords, centers, scales, heatmap_wh)
+        keypoints = np.concatenate((preds, np.asarray(maxvals)[..., None]), axis=2)
+        visible = keypoints[:, :, 2] > 0.2
+        kpt_score = np.where(
+            visible.any(axis=1),
+            (keypoints[:, :, 2] * visible).sum(axis=1) / np.maximum(visible.sum(axis=1), 1),
+            0.0,
+        )
+        scores = kpt_score * box_scores
+        areas = np.prod(scales.astype(np.float64) * 200.0, axis=1)
+        keep = oks_nms(
+            keypoints, scores, areas, np.asarray(self.keypoint_spec.sigmas), self.oks_threshold
+        )
+        t3 = time.perf_counter()
+        self.last_timings = {"preprocess": t1 - t0, "network": t2 - t1, "grouping": t3 - t2}
+        return Poses(keypoints[keep].astype(np.float32), scores[keep])

@@ -1,0 +1,131 @@
+"""Flip test and multi-scale aggregation of HigherHRNet outputs (official test path, spec d.3).
+
+Mirrors `get_multi_stage_outputs` and `aggregate_results` of HigherHRNet `lib/core/inference.py`
+with PROJECT2IMAGE on:
+
+- every output but the last is bilinearly upsampled (align_corners=False) to the last one's size
+  (1/2 of the input); heatmaps = mean of the outputs' first J channels; tags = channels J: of
+  output 0;
+- flip: the network's outputs for the mirrored input are upsampled the same way, mirrored back
+  along width (no pixel shift) and their joint channels reordered by the flip index;
+- per scale, heatmaps (normal + flipped) / 2 are projected (bilinear) to `base_size` (the network
+  input size at scale 1.0) and summed over scales, then divided by the number of scales;
+- tags come from scale 1.0 only (or from the single scale when only one is used), normal then
+  flipped, stacked on a last axis of length L.
+
+The heatmaps are built in full at base size; the tags are kept at 1/2 resolution and sampled
+lazily by the parser (`ResizedTags`), which is the same bilinear projection evaluated only where
+the parser needs it. The two projections of the official code (normal and flipped heatmaps) are
+fused into one (interpolation is linear; results agree to float rounding, ~1e-7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pose_core.grouping.tag_grouping import ResizedTags
+
+__all__ = ["ScaleMaps", "merge_stage_outputs", "aggregate_scales"]
+
+
+@dataclass(frozen=True)
+class ScaleMaps:
+    """Maps of one scale pass at the last output's resolution (1/2 of that pass's input).
+
+    Attributes:
+        scale_factor: the pass's scale.
+        heatmaps: (N, J, h, w): flip-averaged heatmaps.
+        tags: (N, L, J, h, w): tag maps (L = 2 with flip: normal, flipped).
+    """
+
+    scale_factor: float
+    heatmaps: torch.Tensor
+    tags: torch.Tensor
+
+
+def _to_last_size(outputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    size = outputs[-1].shape[-2:]
+    return [
+        F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+        if i != len(outputs) - 1 and out.shape[-2:] != size
+        else out
+        for i, out in enumerate(outputs)
+    ]
+
+
+def merge_stage_outputs(
+    outputs: Sequence[torch.Tensor],
+    flip_outputs: Sequence[torch.Tensor] | None,
+    num_joints: int,
+    flip_index: Sequence[int],
+    scale_factor: float = 1.0,
+) -> ScaleMaps:
+    """Heatmaps and tags of one scale from the raw network outputs.
+
+    Args:
+        outputs: HigherHRNet outputs [(N, 2J, h/2, w/2) at 1/4 input, (N, J, h, w) at 1/2].
+        flip_outputs: the outputs for the input mirrored along width (still mirrored) or None.
+        num_joints: J.
+        flip_index: joint index after a mirror.
+        scale_factor: the pass's scale (recorded).
+
+    Returns:
+        ScaleMaps at the last output's resolution.
+    """
+    flip_idx = list(flip_index)
+    ups = _to_last_size(outputs)
+    heatmaps = sum(out[:, :num_joints] for out in ups) / len(ups)
+    tags = [ups[0][:, num_joints : 2 * num_joints]]
+    if flip_outputs is not None:
+        flips = [torch.flip(out, dims=[3]) for out in _to_last_size(flip_outputs)]
+        flip_heatmaps = sum(out[:, :num_joints][:, flip_idx] for out in flips) / len(flips)
+        heatmaps = (heatmaps + flip_heatmaps) / 2.0
+        tags.append(flips[0][:, num_joints : 2 * num_joints][:, flip_idx])
+    return ScaleMaps(scale_factor, heatmaps, torch.stack(tags, dim=1))
+
+
+def aggregate_scales(
+    scale_maps: Sequence[ScaleMaps], base_size_wh: tuple[int, int], index: int = 0
+) -> tuple[torch.Tensor, ResizedTags]:
+    """Final heatmaps (projected to base size, averaged over scales) and tags of one image.
+
+    Args:
+        scale_maps: the passes (any order; the official code runs largest scale first).
+        base_size_wh: (W, H) network input size at scale 1.0.
+        index: image index within the batch.
+
+    Returns:
+        heatmaps (J, H, W) float32 at base size; ResizedTags sampling the (J, H, W, L) tags.
+
+    Raises:
+        ValueError: several scales without 1.0 (the official code then has no tags).
+    """
+    if not scale_maps:
+        raise ValueError("no scale passes")
+    width, height = int(base_size_wh[0]), int(base_size_wh[1])
+    ordered = sorted(scale_maps, key=lambda m: m.scale_factor, reverse=True)
+    total: torch.Tensor | None = None
+    for maps in ordered:
+        projected = F.interpolate(
+            maps.heatmaps[index : index + 1].float(),
+            size=(height, width),
+            mode="bilinear",
+            align_corners=False,
+        )[0]
+        total = projected if total is None else total + projected
+    assert total is not None
+    final = total / float(len(ordered))
+    if len(ordered) == 1:
+        tag_pass = ordered[0]
+    else:
+        ones = [m for m in ordered if m.scale_factor == 1.0]
+        if not ones:
+            raise ValueError(
+                "multi-scale test needs the scale 1.0 among the scales (tags come from it)"
+            )
+        tag_pass = ones[0]
+    return final, ResizedTags(tag_pass.tags[index].float(), (height, width))

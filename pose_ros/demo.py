@@ -230,11 +230,12 @@ def run(args: argparse.Namespace) -> int:
         for node in nodes:
             executor.add_node(node)
         print(f"running for {args.duration:.0f} s, saving to {args.out}/ (Ctrl-C stops)")
+        started = time.monotonic()  # the clock starts once the model is loaded
         next_print = started + 1.0
         while args.duration <= 0 or time.monotonic() - started < args.duration:
             executor.spin_once(timeout_sec=0.05)
             if time.monotonic() >= next_print:
-                next_print += 1.0
+                next_print = max(next_print + 1.0, time.monotonic())
                 s = monitor.summary()
                 print(
                     f"t={time.monotonic() - started:5.1f}s  camera {s['input_rate_hz']:5.1f} fps"

@@ -53,7 +53,7 @@ from pose_ros.image_conversion import (
 from pose_ros.marker_conversion import poses_to_markers
 from pose_ros.msg import PersonArray
 from pose_ros.params import NodeParams, declare_node_parameters, read_node_params
-from pose_ros.pose_conversion import poses_to_person_array
+from pose_ros.pose_conversion import PersonArrayBuilder
 
 __all__ = ["PoseNode", "Estimator", "build_estimator", "resolve_device", "main"]
 
@@ -157,6 +157,7 @@ class PoseNode(LifecycleNode):
         self.buffer: LatestFrameBuffer[_Frame] = LatestFrameBuffer()
         self._worker = FrameWorker(self.buffer, self._process, self._on_worker_error, "pose")
         self._subscription: Any = None
+        self._builder: PersonArrayBuilder | None = None  # used by the worker thread only
         self._people_publisher: Any = None
         self._annotated_publisher: Any = None
         self._markers_publisher: Any = None
@@ -321,11 +322,14 @@ class PoseNode(LifecycleNode):
         publish_started = time.perf_counter()
         height, width = frame.image_bgr.shape[:2]
         params = self.params
-        people = poses_to_person_array(poses, frame.header, (width, height), estimator.keypoint_spec)
         people_publisher = self._people_publisher
         if people_publisher is None:
             return
-        people_publisher.publish(people)
+        builder = self._builder
+        if builder is None or builder.spec != estimator.keypoint_spec:
+            builder = self._builder = PersonArrayBuilder(estimator.keypoint_spec)
+        # the builder reuses its message objects: publish before the next build (same thread)
+        people_publisher.publish(builder.build(poses, frame.header, (width, height)))
         self._publish_optional_outputs(frame, poses, estimator.keypoint_spec, params)
         now = self.get_clock().now()
         stamp_age = now.nanoseconds * 1e-9 - _stamp_seconds(frame.header)

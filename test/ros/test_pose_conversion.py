@@ -9,7 +9,11 @@ from std_msgs.msg import Header
 
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 from pose_core.structures import Poses
-from pose_ros.pose_conversion import person_array_to_poses, poses_to_person_array
+from pose_ros.pose_conversion import (
+    PersonArrayBuilder,
+    person_array_to_poses,
+    poses_to_person_array,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -64,3 +68,14 @@ def test_empty_poses_give_an_empty_array_with_layout() -> None:
 def test_wrong_layout_is_refused() -> None:
     with pytest.raises(ValueError, match="17 keypoints"):
         poses_to_person_array(_poses(1, 17), Header(), (64, 48), CROWDPOSE_14)
+
+
+def test_reusing_builder_gives_the_same_message_as_the_function() -> None:
+    builder = PersonArrayBuilder(COCO_17)
+    header = Header(stamp=Time(sec=5), frame_id="cam")
+    for num_people, seed in ((5, 1), (2, 2), (7, 3), (0, 4)):
+        poses = _poses(num_people, seed=seed)
+        built = builder.build(poses, header, (640, 480))
+        assert built == poses_to_person_array(poses, header, (640, 480), COCO_17)
+    with pytest.raises(ValueError, match="17 keypoints"):
+        PersonArrayBuilder(CROWDPOSE_14).build(_poses(1), header, (64, 48))

@@ -80,6 +80,14 @@ def run_benchmark(images: int, repeats: int) -> list[tuple[str, float, float]]:
                                                                                repeats)))
             rows.append((f"{size}x{size}, {people} people, render + JPEG",
                          *_rate(render_jpeg, images, repeats)))
+    default = difficulty_config("default", 256, 256)
+
+    def default_jpeg(seed: int) -> None:
+        cv2.imencode(".jpg", render_scene(default, seed).image_bgr,
+                     [cv2.IMWRITE_JPEG_QUALITY, 92])
+
+    rows.append(("256x256, default level (1-6 people), render + JPEG",
+                 *_rate(default_jpeg, images, repeats)))
     video = SyntheticVideo(640, 480, num_people=5, fps=30.0, seed=0)
     rows.append(("video 640x480, 5 people, frame()", *_rate(video.frame, images, repeats)))
     return rows

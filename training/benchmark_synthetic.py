@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from pose_core.data.synthetic import (
+    DIFFICULTY_LEVELS,
     SyntheticScene,
     SyntheticVideo,
     difficulty_config,
@@ -93,6 +94,31 @@ def run_benchmark(images: int, repeats: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+def level_statistics(images: int, size: int = 256) -> list[str]:
+    """Markdown rows: people per image, visibility shares, joint extents, crowd index."""
+    rows = []
+    for level in DIFFICULTY_LEVELS:
+        config = difficulty_config(level, size, size)
+        people, extents, crowd = [], [], []
+        counts = np.zeros(3, np.int64)
+        for i in range(images):
+            scene = render_scene(config, (99, i))
+            people.append(scene.num_people)
+            crowd.append(scene.crowd_index)
+            visibility = scene.keypoints[..., 2].astype(np.int64).ravel()
+            counts += np.bincount(visibility, minlength=3)
+            for person in scene.keypoints:
+                labelled = person[person[:, 2] > 0]
+                if len(labelled):
+                    extents.append(float(np.ptp(labelled[:, 1])))
+        share = counts / max(int(counts.sum()), 1)
+        p10, p50, p90 = np.percentile(extents, (10, 50, 90))
+        rows.append(f"| {level} | {np.mean(people):.2f} | {max(people)} | "
+                    f"{share[2]:.2f} / {share[1]:.2f} / {share[0]:.2f} | "
+                    f"{p10:.0f} / {p50:.0f} / {p90:.0f} | {np.mean(crowd):.2f} |")
+    return rows
+
+
 def draw_annotations(scene: SyntheticScene) -> np.ndarray:
     """The scene image with skeletons, joints (green visible, red hidden) and boxes."""
     image = scene.image_bgr.copy()
@@ -151,6 +177,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--contact-sheet", default=None, help="write the PNG grid here")
     parser.add_argument("--skip-benchmark", action="store_true")
+    parser.add_argument("--level-stats", type=int, default=0, metavar="N",
+                        help="also print statistics of N images per difficulty level")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -162,6 +190,13 @@ def main() -> None:
         print("|---|---:|---:|")
         for name, wall, cpu in run_benchmark(args.images, args.repeats):
             print(f"| {name} | {wall:.0f} | {cpu:.0f} |")
+    if args.level_stats > 0:
+        print(f"\nstatistics of {args.level_stats} images per level at 256x256\n")
+        print("| level | people / image | max | joints v=2 / v=1 / v=0 | "
+              "vertical joint extent p10 / median / p90 (px) | mean crowdIndex |")
+        print("|---|---|---|---|---|---|")
+        for row in level_statistics(args.level_stats):
+            print(row)
     if args.contact_sheet:
         contact_sheet(args.contact_sheet)
         print(f"\nwrote {args.contact_sheet} ({os.path.getsize(args.contact_sheet) // 1024} KiB)")

@@ -567,30 +567,15 @@ def sample_layout(
     for _ in range(num_people):
         height_px = float(math.exp(rng.uniform(math.log(config.min_height_px),
                                                math.log(max_height))))
-        pose = None
         candidate = _sample_pose(rng, (0.0, 0.0), height_px, config.back_facing_prob)
-        x0, y0, x1, y1 = _pose_extent(candidate)
-        bw, bh = x1 - x0, y1 - y0
-        margin_x, margin_y = config.truncation * bw, config.truncation * bh
-        for _attempt in range(12):
-            if placed and rng.uniform() < config.overlap:
-                anchor = placed[int(rng.integers(len(placed)))][1]
-                ax, ay = anchor[0] + anchor[2] / 2, anchor[1] + anchor[3] / 2
-                spread = (1.1 - config.overlap) * max(anchor[2], 0.35 * anchor[3])
-                cx = ax + rng.normal(0, 1) * spread
-                cy = ay + rng.normal(0, 0.3) * max(anchor[3], height_px)
-            else:
-                cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-            # put the box centre at (cx, cy), then keep truncation within limits
-            left = min(max(float(cx) - bw / 2, -margin_x), max(w - bw + margin_x, -margin_x))
-            top = min(max(float(cy) - bh / 2, -margin_y), max(h - bh + margin_y, -margin_y))
-            box = (left, top, bw, bh)
-            if _too_covered(box, [b for _, b in placed], config.overlap):
-                continue
-            pose = replace(candidate, center_xy=(left - x0, top - y0))
-            break
-        if pose is not None:
-            placed.append((pose, box))
+        found = _place(rng, candidate, placed, config)
+        # no room: try the same person smaller (farther away), down to min_height_px
+        while found is None and candidate.height_px > config.min_height_px * 1.01:
+            candidate = replace(candidate, height_px=max(0.7 * candidate.height_px,
+                                                         config.min_height_px))
+            found = _place(rng, candidate, placed, config)
+        if found is not None:
+            placed.append(found)
 
     # painting order: smaller (farther) people first
     order = sorted(range(len(placed)), key=lambda i: placed[i][0].height_px)
@@ -631,6 +616,35 @@ def sample_layout(
         contrast=float(rng.uniform(0.8, 1.15)), blur_sigma=blur, noise_sigma=noise,
         noise_offset=(int(rng.integers(0, 1024)), int(rng.integers(0, 1024))),
     )
+
+
+def _place(rng: np.random.Generator, candidate: PersonPose,
+           placed: list[tuple[PersonPose, tuple[float, float, float, float]]],
+           config: SyntheticSceneConfig, attempts: int = 8,
+           ) -> tuple[PersonPose, tuple[float, float, float, float]] | None:
+    """Find a position for `candidate` (near another person with probability `overlap`) whose
+    box does not hide too much of the people already placed; None when every attempt fails."""
+    w, h = config.size_wh
+    x0, y0, x1, y1 = _pose_extent(candidate)
+    bw, bh = x1 - x0, y1 - y0
+    margin_x, margin_y = config.truncation * bw, config.truncation * bh
+    boxes = [b for _, b in placed]
+    for _attempt in range(attempts):
+        if placed and rng.uniform() < config.overlap:
+            anchor = boxes[int(rng.integers(len(boxes)))]
+            ax, ay = anchor[0] + anchor[2] / 2, anchor[1] + anchor[3] / 2
+            spread = (1.1 - config.overlap) * max(anchor[2], 0.35 * anchor[3])
+            cx = ax + rng.normal(0, 1) * spread
+            cy = ay + rng.normal(0, 0.3) * max(anchor[3], bh)
+        else:
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        # put the box centre at (cx, cy), then keep truncation within limits
+        left = min(max(float(cx) - bw / 2, -margin_x), max(w - bw + margin_x, -margin_x))
+        top = min(max(float(cy) - bh / 2, -margin_y), max(h - bh + margin_y, -margin_y))
+        box = (left, top, bw, bh)
+        if not _too_covered(box, boxes, config.overlap):
+            return replace(candidate, center_xy=(left - x0, top - y0)), box
+    return None
 
 
 def _too_covered(box: tuple[float, float, float, float],

@@ -1,8 +1,10 @@
 """`pose-synth`: write a synthetic COCO-format keypoint dataset (images or video frames).
 
-Example:
+Examples:
     pose-synth --out data/synth_train --num-images 20000 --seed 1 --size 256 256 \
         --keypoints coco --max-people 6
+    pose-synth --out data/synth_video --video --frames 300 --size 640 480 --max-people 6
+    pose-synth --out data/synth_crops --num-images 1000 --size 384 384 --crops 192 256
 
 Writes `OUT/annotations.json` and `OUT/images/*.jpg`. Every argument is checked before any
 image is drawn; an impossible one exits with status 2 and a one-line message.
@@ -18,6 +20,7 @@ from pose_core.data.synthetic import (
     DIFFICULTY_LEVELS,
     MAX_PEOPLE_LIMIT,
     difficulty_config,
+    write_crop_dataset,
     write_dataset,
     write_video_dataset,
 )
@@ -47,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write consecutive frames of people walking (track_id per person)")
     parser.add_argument("--frames", type=int, default=None, help="number of video frames")
     parser.add_argument("--fps", type=float, default=30.0, help="video frame rate")
+    parser.add_argument("--crops", type=int, nargs=2, metavar=("W", "H"), default=None,
+                        help="top-down crop mode: one W x H crop per person of each scene")
     parser.add_argument("--jpeg-quality", type=int, default=92)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -71,6 +76,12 @@ def validate_args(args: argparse.Namespace) -> list[str]:
             problems.append(f"--fps must be > 0, got {args.fps}")
     elif args.frames is not None:
         problems.append("--frames is only valid with --video")
+    if args.crops is not None:
+        crop_w, crop_h = args.crops
+        if crop_w < 16 or crop_h < 16 or crop_w > 8192 or crop_h > 8192:
+            problems.append(f"--crops must be between 16 and 8192 per side, got {crop_w} {crop_h}")
+        if args.video:
+            problems.append("--crops and --video cannot be combined")
     if not 1 <= args.jpeg_quality <= 100:
         problems.append(f"--jpeg-quality must be in [1, 100], got {args.jpeg_quality}")
     if not problems and not args.video:
@@ -91,6 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_video_dataset(
             args.out, args.frames, args.seed, tuple(args.size), args.keypoints,
             num_people=5 if args.max_people is None else args.max_people, fps=args.fps,
+            jpeg_quality=args.jpeg_quality, progress=not args.no_progress,
+        )
+    elif args.crops is not None:
+        path = write_crop_dataset(
+            args.out, args.num_images, args.seed, tuple(args.size), args.keypoints,
+            crop_wh=tuple(args.crops), max_people=args.max_people, difficulty=args.difficulty,
             jpeg_quality=args.jpeg_quality, progress=not args.no_progress,
         )
     else:

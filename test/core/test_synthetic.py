@@ -28,6 +28,7 @@ from pose_core.data.synthetic import (
     render_scene,
     sample_layout,
     top_down_crops,
+    write_crop_dataset,
     write_dataset,
     write_video_dataset,
 )
@@ -217,6 +218,23 @@ def test_top_down_crops_map_keypoints() -> None:
             assert crop.keypoints[j, 2] == src[j, 2]
 
 
+def test_crop_dataset_scores_ap_one(tmp_path: pathlib.Path) -> None:
+    path = write_crop_dataset(tmp_path, num_images=3, seed=2, size_wh=(160, 160),
+                              crop_wh=(48, 64))
+    data = json.loads(path.read_text())
+    assert len(data["images"]) == len(data["annotations"]) >= 3
+    for image, ann in zip(data["images"], data["annotations"], strict=True):
+        assert ann["image_id"] == image["id"] and (image["width"], image["height"]) == (48, 64)
+        x, y, bw, bh = ann["bbox"]
+        assert -0.5 <= x and -0.5 <= y and x + bw <= 48.5 and y + bh <= 64.5
+    gt = _quiet(COCO, str(path))
+    evaluator = COCOeval(gt, _quiet(gt.loadRes, _self_results(path)), "keypoints")
+    _quiet(evaluator.evaluate)
+    _quiet(evaluator.accumulate)
+    _quiet(evaluator.summarize)
+    assert evaluator.stats[0] == pytest.approx(1.0, abs=1e-9)
+
+
 def test_video_ids_persist_and_motion_is_smooth() -> None:
     video = SyntheticVideo(width=160, height=120, num_people=3, fps=30.0, seed=2)
     again = SyntheticVideo(width=160, height=120, num_people=3, fps=30.0, seed=2)
@@ -265,6 +283,7 @@ def test_bad_arguments_fail_before_any_work(tmp_path: pathlib.Path) -> None:
         (["--max-people", "31"], "--max-people"),
         (["--video"], "--frames"),
         (["--video", "--frames", "-1"], "--frames"),
+        (["--crops", "8", "64"], "--crops"),
     ):
         out = tmp_path / "cli"
         stderr = io.StringIO()

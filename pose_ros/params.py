@@ -105,6 +105,8 @@ class NodeParams:
             return f"scales must have 1 to 4 entries, got {len(self.scales)}"
         if any(not 0.25 <= s <= 4.0 for s in self.scales):
             return f"scales must lie in [0.25, 4.0], got {list(self.scales)}"
+        if len(self.scales) > 1 and 1.0 not in self.scales:
+            return "multi-scale inference needs 1.0 among the scales (tags come from it)"
         if self.max_input_size and (self.max_input_size % 32 or self.max_input_size < 64):
             return f"max_input_size must be 0 or a multiple of 32 >= 64, got {self.max_input_size}"
         return ""
@@ -169,8 +171,9 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("flip_test", "average with the horizontally flipped image (2x the cost)"),
     ParameterSpec(
         "scales",
-        "test-time scales (multi-scale inference), 1 to 4 values in [0.25, 4]",
-        additional_constraints="1..4 values in [0.25, 4.0]",
+        "test-time scales (multi-scale inference), 1 to 4 values in [0.25, 4], with 1.0 "
+        "among them when more than one",
+        additional_constraints="1..4 values in [0.25, 4.0], including 1.0 if several",
     ),
     ParameterSpec(
         "detection_threshold", "minimum heatmap peak of a joint", float_range=(0.0, 1.0, 0.0)
@@ -183,7 +186,8 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("max_people", "maximum people per image", integer_range=(1, 100, 1)),
     ParameterSpec(
         "max_input_size",
-        "network input size (longer side, multiple of 32); 0 = the model's own",
+        "network input size: the square size of bottom-up models (e.g. 256, 512), the width "
+        "of top-down ones; multiple of 32; 0 = the model's own",
         integer_range=(0, 2048, 32),
     ),
     ParameterSpec(

@@ -62,6 +62,7 @@ def test_yaml_file_holds_every_parameter_with_the_defaults() -> None:
         ("max_people", 0, ""),
         ("max_input_size", 100, ""),  # not a multiple of 32 (range step)
         ("scales", [1.0, 8.0], "scales must lie in [0.25, 4.0]"),
+        ("scales", [0.5, 2.0], "needs 1.0 among the scales"),
         ("scales", [1.0, 1.5, 2.0, 0.5, 0.75], "scales must have 1 to 4 entries"),
         ("flip_test", "yes", ""),  # wrong type
         ("device", "cuda", "read-only"),  # read-only: needs a reconfigure

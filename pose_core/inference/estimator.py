@@ -120,7 +120,7 @@ class PoseEstimator:
         if isinstance(input_size, (int, np.integer)):
             size = int(input_size)
             wh = (size, size) if self.info.family == "higherhrnet" else (
-                size, int(round(size * base_h / base_w))
+                size, int(round(size * base_h / base_w / 32)) * 32
             )
         else:
             wh = (int(input_size[0]), int(input_size[1]))
@@ -128,6 +128,8 @@ class PoseEstimator:
             raise ValueError(f"input_size {wh} out of range [32, 4096]")
         if self.info.family == "higherhrnet" and wh[0] != wh[1]:
             raise ValueError("bottom-up input_size is the square training size (one number)")
+        if self.info.family == "hrnet" and (wh[0] % 32 or wh[1] % 32):
+            raise ValueError(f"top-down input_size {wh} must be multiples of 32 (w, h)")
         return wh
 
     @staticmethod

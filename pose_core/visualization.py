@@ -1,0 +1,74 @@
+"""Drawing poses on images (OpenCV), a pure function: the input image is never modified.
+
+Coordinates are image pixels (x, y) of `Poses`; colours are BGR.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pose_core.keypoint_specs import KeypointSpec
+from pose_core.structures import Poses
+
+__all__ = ["draw_poses", "person_color"]
+
+_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (255, 56, 56), (56, 255, 56), (56, 56, 255), (255, 178, 29), (207, 210, 49),
+    (72, 249, 10), (146, 204, 23), (61, 219, 134), (26, 147, 52), (0, 212, 187),
+    (44, 153, 168), (0, 194, 255), (52, 69, 147), (100, 115, 255), (0, 24, 236),
+    (132, 56, 255), (82, 0, 133), (203, 56, 255), (255, 149, 200), (255, 55, 199),
+)
+
+
+def person_color(index: int) -> tuple[int, int, int]:
+    """A stable BGR colour per person index."""
+    return _PALETTE[index % len(_PALETTE)]
+
+
+def draw_poses(
+    image_bgr: np.ndarray,
+    poses: Poses,
+    spec: KeypointSpec,
+    *,
+    min_score: float = 0.0,
+    radius: int = 3,
+    thickness: int = 2,
+    draw_scores: bool = False,
+) -> np.ndarray:
+    """Skeletons of every person on a copy of the image.
+
+    Args:
+        image_bgr: (H, W, 3) uint8 BGR.
+        poses: keypoints in this image's pixels.
+        spec: layout (skeleton) of the keypoints.
+        min_score: joints with a value not above it are not drawn.
+        radius: joint circle radius (px).
+        thickness: limb line width (px).
+        draw_scores: write each person's score next to its first drawn joint.
+
+    Returns:
+        The annotated copy, (H, W, 3) uint8.
+    """
+    if poses.num_keypoints != spec.num_keypoints and len(poses):
+        raise ValueError(
+            f"poses have {poses.num_keypoints} joints, spec {spec.name} has {spec.num_keypoints}"
+        )
+    canvas = np.ascontiguousarray(image_bgr).copy()
+    height, width = canvas.shape[:2]
+    limit = 4 * max(height, width)
+    for index, person in enumerate(poses.keypoints):
+        color = person_color(index)
+        ok = (person[:, 2] > min_score) & np.isfinite(person[:, :2]).all(axis=1)
+        ok &= (np.abs(person[:, :2]) < limit).all(axis=1)
+        points = [(int(round(float(x))), int(round(float(y)))) for x, y in person[:, :2]]
+        for a, b in spec.skeleton:
+            if ok[a] and ok[b]:
+                cv2.line(canvas, points[a], points[b], color, thickness, cv2.LINE_AA)
+        for j in np.nonzero(ok)[0]:
+            cv2.circle(canvas, points[j], radius, color, -1, cv2.LINE_AA)
+        if draw_scores and ok.any():
+            first = points[int(np.nonzero(ok)[0][0])]
+            cv2.putText(canvas, f"{poses.scores[index]:.2f}", (first[0] + 4, first[1] - 4),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,160 @@
+"""PoseEstimator: full official pipeline on the real image, top-down path, bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from official_weights import official_state_dict
+
+from pose_core import PoseEstimator
+from pose_core.inference import TorchBackend
+from pose_core.models import build_model
+from pose_core.models.checkpoint import load_checkpoint
+from pose_core.visualization import draw_poses
+
+PIPE = "higherhrnet_w32_512_coco_pipeline_000000196141.npz"
+
+
+@pytest.fixture(scope="module")
+def pipeline(parity_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(parity_dir / PIPE) as data:
+        return {k: data[k] for k in data.files}
+
+
+_MODELS: dict[str, torch.nn.Module] = {}
+
+
+def _model(name: str) -> torch.nn.Module:
+    """Random-weight models built once per test session (building W32 takes seconds)."""
+    if name not in _MODELS:
+        torch.manual_seed(0)
+        _MODELS[name] = build_model(name)
+    return _MODELS[name]
+
+
+def _random_lite() -> PoseEstimator:
+    model = _model("higherhrnet_lite_w16_256_coco")
+    return PoseEstimator(
+        "higherhrnet_lite_w16_256_coco", backend=TorchBackend(model), input_size=128,
+        max_people=5,
+    )
+
+
+@pytest.mark.slow
+def test_full_pipeline_matches_official(reference_dir: Path, pipeline: dict[str, np.ndarray]):
+    """One flip-test forward of HigherHRNet-W32 (seed-0 weights) on the fixture image."""
+    model = build_model("higherhrnet_w32_512_coco")
+    keys = reference_dir / "keys_higherhrnet_w32_512_coco.json"
+    load_checkpoint(model, official_state_dict(keys, 0))
+    estimator = PoseEstimator(
+        "higherhrnet_w32_512_coco", backend=TorchBackend(model), detection_threshold=1.35
+    )
+    image_bgr = np.ascontiguousarray(pipeline["image"][:, :, ::-1])
+    poses = estimator(image_bgr)
+    expected = pipeline["final_results"]
+    assert poses.keypoints.shape == expected[..., :3].shape  # same 15 people
+    np.testing.assert_allclose(poses.keypoints[..., :2], expected[..., :2], atol=1e-3, rtol=0)
+    np.testing.assert_allclose(poses.keypoints[..., 2], expected[..., 2], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(poses.scores, pipeline["scores"], atol=1e-5, rtol=0)
+    assert set(estimator.last_timings) == {"preprocess", "network", "grouping"}
+    assert all(v >= 0 for v in estimator.last_timings.values())
+
+
+def test_bottom_up_smoke_and_batch() -> None:
+    estimator = _random_lite()
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (90, 120, 3), dtype=np.uint8),
+              rng.integers(0, 255, (140, 70, 3), dtype=np.uint8)]
+    results = estimator.predict_batch(images)
+    assert len(results) == 2
+    for poses in results:
+        assert poses.keypoints.shape[1:] == (17, 3)
+        assert np.isfinite(poses.keypoints).all()
+    drawn = draw_poses(images[0], results[0], estimator.keypoint_spec)
+    assert drawn.shape == images[0].shape and drawn is not images[0]
+
+
+def test_multi_scale_estimator_runs() -> None:
+    model = _model("higherhrnet_lite_w16_256_coco")
+    estimator = PoseEstimator(
+        "higherhrnet_lite_w16_256_coco", backend=TorchBackend(model), input_size=64,
+        scales=(0.5, 1.0), flip_test=False, max_people=5,
+    )
+    poses = estimator(np.full((60, 80, 3), 127, np.uint8))
+    assert poses.keypoints.shape[1:] == (17, 3)
+
+
+def test_top_down_with_boxes() -> None:
+    model = _model("hrnet_w32_256x192_coco")
+    for decoder, flip in (("quarter", True), ("dark", False)):
+        estimator = PoseEstimator(
+            "hrnet_w32_256x192_coco", backend=TorchBackend(model), input_size=(64, 96),
+            top_down_decoder=decoder, flip_test=flip,
+        )
+        image = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        boxes = np.array([[10, 10, 50, 90, 0.9], [80, 20, 60, 80, 0.8]], np.float64)
+        poses = estimator(image, boxes)
+        assert 1 <= len(poses) <= 2 and poses.keypoints.shape[1:] == (17, 3)
+        # keypoints land inside the enlarged boxes
+        assert np.all(poses.keypoints[..., 0] > -40) and np.all(poses.keypoints[..., 0] < 200)
+        assert len(estimator(image, np.zeros((0, 4)))) == 0
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros((0, 10, 3), np.uint8), "empty"),
+        (np.zeros((10, 10, 3), np.float32), "uint8"),
+        (np.zeros((10, 10), np.uint8), "H, W, 3"),
+        (np.zeros((10, 10, 4), np.uint8), "H, W, 3"),
+        (np.zeros((10, 10, 1), np.uint8), "H, W, 3"),
+        ([[1, 2, 3]], "numpy"),
+        (np.zeros((20000, 1, 3), np.uint8), "exceeds"),
+    ],
+)
+def test_bad_images_raise_clear_errors(image: np.ndarray, message: str) -> None:
+    estimator = _random_lite()
+    with pytest.raises(ValueError, match=message):
+        estimator(image)
+
+
+def test_extreme_aspect_and_huge_image() -> None:
+    estimator = _random_lite()
+    with pytest.raises(ValueError, match="aspect"):
+        estimator(np.zeros((2, 8000, 3), np.uint8))
+    huge = np.zeros((8000, 8000, 3), np.uint8)  # processed at the network size
+    poses = estimator(huge)
+    assert poses.keypoints.shape[1:] == (17, 3)
+
+
+def test_nan_network_output_raises() -> None:
+    class NanBackend:
+        device = torch.device("cpu")
+
+        def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            n, _, h, w = batch.shape
+            return (torch.full((n, 34, h // 4, w // 4), float("nan")),
+                    torch.zeros(n, 17, h // 2, w // 2))
+
+    estimator = PoseEstimator("higherhrnet_lite_w16_256_coco", backend=NanBackend(),
+                              input_size=64)
+    with pytest.raises(ValueError, match="NaN"):
+        estimator(np.zeros((50, 50, 3), np.uint8))
+
+
+def test_options_and_defaults() -> None:
+    with pytest.raises(TypeError, match="unknown"):
+        PoseEstimator("higherhrnet_lite_w16_256_coco", backend=TorchBackend(torch.nn.Identity()),
+                      detection_treshold=0.2)
+    with pytest.raises(ValueError, match="1.0"):
+        PoseEstimator("higherhrnet_lite_w16_256_coco", backend=TorchBackend(torch.nn.Identity()),
+                      scales=(0.5, 2.0))
+    with pytest.raises(ValueError, match="boxes"):
+        _random_lite()(np.zeros((20, 20, 3), np.uint8), boxes=np.zeros((1, 4)))
+    with pytest.warns(UserWarning, match="RANDOM"):
+        PoseEstimator("hrnet_w32_256x192_coco")
+    with pytest.raises(ValueError, match="CUDA"):
+        TorchBackend(torch.nn.Identity(), "cpu", fp16=True)

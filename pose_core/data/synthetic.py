@@ -1433,7 +1433,8 @@ class SyntheticVideo:
         s = math.sin(phase)
         swing = life.swing
         hip = (swing * s, -swing * s)
-        knee = (5 + 35 * max(0.0, math.sin(phase - 1.2)), 5 + 35 * max(0.0, -math.sin(phase - 1.2)))
+        lift = math.sin(phase - 1.2)
+        knee = (5 + 35 * max(0.0, lift), 5 + 35 * max(0.0, -lift))
         arm = (-0.7 * swing * s, 0.7 * swing * s)
         yaw = life.yaw0 + life.turn_amplitude * math.sin(2 * math.pi * t / life.turn_period)
         x = life.x0 + life.velocity * t

@@ -6,14 +6,16 @@ import contextlib
 import io
 import json
 import pathlib
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from xtcocotools.coco import COCO as XtCOCO
-from xtcocotools.cocoeval import COCOeval as XtCOCOeval
+from xtcocotools import coco as xtcoco
+from xtcocotools import cocoeval as xtcocoeval
 
 from pose_core.data import synthetic_cli
 from pose_core.data.synthetic import (
@@ -34,6 +36,8 @@ from pose_core.data.synthetic import (
 )
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 
+T = TypeVar("T")
+
 
 def _self_results(gt_path: pathlib.Path) -> list[dict]:
     anns = json.loads(gt_path.read_text())["annotations"]
@@ -41,7 +45,8 @@ def _self_results(gt_path: pathlib.Path) -> list[dict]:
              "score": 1.0} for a in anns]
 
 
-def _quiet(fn, *args):  # noqa: ANN001, ANN202 - silence the COCO API's prints
+def _quiet(fn: Callable[..., T], *args: object) -> T:
+    """Call fn(*args) without the COCO API's prints."""
     with contextlib.redirect_stdout(io.StringIO()):
         return fn(*args)
 
@@ -72,8 +77,8 @@ def test_coco_dataset_loads_and_ground_truth_scores_ap_one(tmp_path: pathlib.Pat
     _quiet(evaluator.summarize)
     assert evaluator.stats[0] == pytest.approx(1.0, abs=1e-9)
 
-    xt_gt = _quiet(XtCOCO, str(path))
-    xt_eval = XtCOCOeval(xt_gt, _quiet(xt_gt.loadRes, _self_results(path)), "keypoints",
+    xt_gt = _quiet(xtcoco.COCO, str(path))
+    xt_eval = xtcocoeval.COCOeval(xt_gt, _quiet(xt_gt.loadRes, _self_results(path)), "keypoints",
                          np.asarray(COCO_17.sigmas))
     _quiet(xt_eval.evaluate)
     _quiet(xt_eval.accumulate)
@@ -93,8 +98,8 @@ def test_crowdpose_dataset_loads_with_crowd_index(tmp_path: pathlib.Path) -> Non
         head, neck = kps[12], kps[13]
         if head[2] > 0 and neck[2] > 0:  # head top sits above the neck base (people upright)
             assert head[1] < neck[1] + 1.0
-    gt = _quiet(XtCOCO, str(path))
-    evaluator = XtCOCOeval(gt, _quiet(gt.loadRes, _self_results(path)), "keypoints_crowd",
+    gt = _quiet(xtcoco.COCO, str(path))
+    evaluator = xtcocoeval.COCOeval(gt, _quiet(gt.loadRes, _self_results(path)), "keypoints_crowd",
                            np.asarray(CROWDPOSE_14.sigmas), use_area=False)
     _quiet(evaluator.evaluate)
     _quiet(evaluator.accumulate)

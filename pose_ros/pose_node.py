@@ -356,7 +356,7 @@ class PoseNode(LifecycleNode):
         ):
             from pose_core.visualization import draw_poses
 
-            drawn = draw_poses(frame.image_bgr, poses, spec)
+            drawn = draw_poses(frame.image_bgr, poses, spec, min_score=params.keypoint_min_score)
             annotated.publish(bgr_to_image(drawn, frame.header))
         markers = self._markers_publisher
         if params.publish_markers and markers is not None and markers.get_subscription_count():

@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-det-score", type=float, default=0.0,
                         help="skip detections below this score")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--top-down-decoder", choices=("quarter", "dark"),
+                        help="top-down decoding: HRNet quarter offset (default) or DARK")
+    parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    parser.add_argument("--detection-threshold", type=float,
+                        help="bottom-up grouping detection threshold (model default otherwise)")
     parser.add_argument("--save-results", type=pathlib.Path,
                         help="write the predicted records here (with --images)")
     parser.add_argument("--json", type=pathlib.Path, help="write the metrics as JSON here")
@@ -95,10 +100,13 @@ def run_model_on_images(
     detections: pathlib.Path | None = None,
     min_det_score: float = 0.0,
     device: str = "cpu",
+    **estimator_options: Any,
 ) -> int:
     """Run `PoseEstimator` over the GT images and feed `evaluator`; returns the image count.
 
-    Boxes (top-down) are passed as `boxes=` (N, 4) float32 x, y, w, h image pixels.
+    `estimator_options` go to `PoseEstimator` (flip_test, top_down_decoder, ...).
+
+    Boxes (top-down) are passed as `boxes=` (N, 5) float32 x, y, w, h, score (image pixels).
     """
     import cv2
 
@@ -106,7 +114,7 @@ def run_model_on_images(
 
     content = json.loads(evaluator.gt_json.read_text())
     weights = None if checkpoint is None else str(checkpoint)
-    estimator: Any = PoseEstimator(model, checkpoint=weights, device=device)
+    estimator: Any = PoseEstimator(model, checkpoint=weights, device=device, **estimator_options)
     boxes = _detections_by_image(detections, min_det_score) if detections else None
     count = 0
     for image in content["images"]:
@@ -121,7 +129,7 @@ def run_model_on_images(
             poses = estimator(frame)
         else:
             image_boxes = boxes.get(int(image["id"]), np.zeros((0, 5), np.float32))
-            poses = estimator(frame, boxes=image_boxes[:, :4])
+            poses = estimator(frame, boxes=image_boxes)
         evaluator.process([image["id"]], [poses])
         count += 1
     return count
@@ -144,9 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             title = f"{args.dataset} keypoints: {args.results}"
         else:
             evaluator = KeypointEvaluator(args.annotations, args.dataset, verbose=args.verbose)
+            options: dict[str, Any] = {"flip_test": not args.no_flip}
+            if args.top_down_decoder:
+                options["top_down_decoder"] = args.top_down_decoder
+            if args.detection_threshold is not None:
+                options["detection_threshold"] = args.detection_threshold
             count = run_model_on_images(
                 evaluator, args.images, args.model, args.checkpoint, args.detections,
-                args.min_det_score, args.device,
+                args.min_det_score, args.device, **options,
             )
             if args.save_results:
                 write_results_json(args.save_results, evaluator.results)

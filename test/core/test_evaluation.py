@@ -226,3 +226,29 @@ def test_cli_errors(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) 
     assert "bad.json: [0]: missing field 'keypoints'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--dataset", "coco", "--annotations", str(COCO_JSON), "--images", str(tmp_path)])
+
+
+def test_cli_end_to_end_runs_the_estimator(tmp_path: pathlib.Path) -> None:
+    """`--images/--model`: PoseEstimator over the 4 COCO fixture images, then the same numbers
+    as pycocotools on the records it wrote (random seed-0 weights of the small default model)."""
+    import torch
+
+    from pose_core.default_model import DEFAULT_MODEL
+    from pose_core.models import build_model
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "random.pt"
+    torch.save(build_model(DEFAULT_MODEL).state_dict(), checkpoint)
+    results_json, metrics_json = tmp_path / "res.json", tmp_path / "metrics.json"
+    code = main([
+        "--dataset", "coco", "--annotations", str(COCO_JSON), "--images", str(COCO_JSON.parent),
+        "--model", DEFAULT_MODEL, "--checkpoint", str(checkpoint), "--no-flip",
+        "--detection-threshold", "-10",  # random weights: accept any peak
+        "--save-results", str(results_json), "--json", str(metrics_json),
+    ])
+    assert code == 0
+    records = json.loads(results_json.read_text())
+    assert records and {r["image_id"] for r in records} <= {785, 40083, 196141, 197388}
+    assert all(len(r["keypoints"]) == 51 for r in records)
+    metrics = json.loads(metrics_json.read_text())
+    np.testing.assert_array_equal(list(metrics.values()), _direct_coco(COCO_JSON, results_json))

@@ -1349,7 +1349,9 @@ class _Life:
 
 class SyntheticVideo:
     """People walking across a fixed scene: smooth motion, walk cycles, turning, entering and
-    leaving, persistent ids. Frames are a pure function of (seed, index): random access is cheap.
+    leaving, persistent ids. Frames are a pure function of (seed, index), so they can be read in
+    any order; the first visit to frame i creates the walkers up to i (memoised per instance,
+    about 0.05 ms per frame), later visits cost one render (about 5 ms at 640x480, 5 people).
 
     Args:
         width, height: frame size in pixels.
@@ -1378,7 +1380,7 @@ class SyntheticVideo:
                                       blur_prob=0.0, noise_prob=0.0)
         still = sample_layout(config, rng)
         self._scene = replace(still, brightness=1.0, contrast=1.0, noise_sigma=2.0)
-        self._background = _background(replace(self._scene, clutter=still.clutter))
+        self._background = _background(self._scene)
         self._lives: list[list[_Life]] = [[] for _ in range(self.num_people)]
         self._horizon = float(rng.uniform(0.3, 0.5) * self.height)
 

@@ -250,9 +250,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if nodes and isinstance(nodes[-1], DemoMonitor):
             _write_summary(args, nodes[-1], time.monotonic() - started, profile)
-        executor.shutdown()
-        for node in nodes:
+        for node in reversed(nodes):  # the pose node's worker stops before the executor
+            executor.remove_node(node)
             node.destroy_node()
+        executor.shutdown(timeout_sec=2.0)
         if context.ok():
             rclpy.shutdown(context=context)
         if camera_process is not None:

@@ -1602,6 +1602,7 @@ def write_crop_dataset(
     padding: float = 1.25,
     max_people: int | None = None,
     difficulty: str = "default",
+    config: SyntheticSceneConfig | None = None,
     jpeg_quality: int = 92,
     progress: bool = False,
 ) -> pathlib.Path:
@@ -1611,19 +1612,21 @@ def write_crop_dataset(
     labelled joint becomes one `crop_wh` image (`top_down_crops`) holding one annotation in crop
     pixels: keypoints (v=0 outside the crop), bbox of the person's visible silhouette, area
     scaled to the crop. Other people may show in a crop, unannotated, as in top-down training.
-    Images carry `source_image` (scene index) and `person_id`.
+    Images carry `source_image` (scene index) and `person_id`. `config` (when given) overrides
+    `size_wh`, `keypoints`, `max_people` and `difficulty`.
     """
     if int(num_images) < 0:
         raise ValueError(f"num_images must be >= 0, got {num_images}")
-    w, h = _check_size(size_wh)
     crop_w, crop_h = _check_size(crop_wh)
     if not padding > 0:
         raise ValueError(f"padding must be > 0, got {padding}")
-    if max_people is not None and not 0 <= int(max_people) <= MAX_PEOPLE_LIMIT:
-        raise ValueError(f"max_people must be in [0, {MAX_PEOPLE_LIMIT}], got {max_people}")
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be in [1, 100], got {jpeg_quality}")
-    config = difficulty_config(difficulty, w, h, keypoints, max_people)
+    if config is None:
+        w, h = _check_size(size_wh)
+        if max_people is not None and not 0 <= int(max_people) <= MAX_PEOPLE_LIMIT:
+            raise ValueError(f"max_people must be in [0, {MAX_PEOPLE_LIMIT}], got {max_people}")
+        config = difficulty_config(difficulty, w, h, keypoints, max_people)
     out = pathlib.Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     spec = config.spec

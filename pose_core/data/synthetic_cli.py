@@ -15,17 +15,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pose_core.data.synthetic import (
     DIFFICULTY_LEVELS,
     MAX_PEOPLE_LIMIT,
+    SyntheticSceneConfig,
     difficulty_config,
     write_crop_dataset,
     write_dataset,
     write_video_dataset,
 )
 
-__all__ = ["build_parser", "validate_args", "main"]
+__all__ = ["build_parser", "validate_args", "scene_config", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the number of people slots (default 5)")
     parser.add_argument("--difficulty", choices=DIFFICULTY_LEVELS, default="default",
                         help="crowding / effects preset for still images")
+    parser.add_argument("--min-people", type=int, default=None,
+                        help="fewest people per image (overrides the preset)")
+    parser.add_argument("--overlap", type=float, default=None,
+                        help="crowding level 0..1 (overrides the preset)")
+    parser.add_argument("--people-distribution", choices=("uniform", "geometric"),
+                        default=None, help="people count distribution (overrides the preset)")
     parser.add_argument("--video", action="store_true",
                         help="write consecutive frames of people walking (track_id per person)")
     parser.add_argument("--frames", type=int, default=None, help="number of video frames")
@@ -84,12 +92,28 @@ def validate_args(args: argparse.Namespace) -> list[str]:
             problems.append("--crops and --video cannot be combined")
     if not 1 <= args.jpeg_quality <= 100:
         problems.append(f"--jpeg-quality must be in [1, 100], got {args.jpeg_quality}")
+    if args.video and (args.min_people is not None or args.overlap is not None
+                       or args.people_distribution is not None):
+        problems.append("--min-people / --overlap / --people-distribution are for still images")
     if not problems and not args.video:
         try:
-            difficulty_config(args.difficulty, width, height, args.keypoints, args.max_people)
+            scene_config(args)
         except ValueError as error:
             problems.append(str(error))
     return problems
+
+
+def scene_config(args: argparse.Namespace) -> SyntheticSceneConfig:
+    """The still-image config: the `--difficulty` preset with the explicit overrides."""
+    width, height = args.size
+    config = difficulty_config(args.difficulty, width, height, args.keypoints, args.max_people)
+    if args.min_people is not None:
+        config = replace(config, min_people=args.min_people)
+    if args.overlap is not None:
+        config = replace(config, overlap=args.overlap)
+    if args.people_distribution is not None:
+        config = replace(config, people_distribution=args.people_distribution)
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,14 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     elif args.crops is not None:
         path = write_crop_dataset(
-            args.out, args.num_images, args.seed, tuple(args.size), args.keypoints,
-            crop_wh=tuple(args.crops), max_people=args.max_people, difficulty=args.difficulty,
-            jpeg_quality=args.jpeg_quality, progress=not args.no_progress,
+            args.out, args.num_images, args.seed, crop_wh=tuple(args.crops),
+            config=scene_config(args), jpeg_quality=args.jpeg_quality,
+            progress=not args.no_progress,
         )
     else:
         path = write_dataset(
-            args.out, args.num_images, args.seed, tuple(args.size), args.keypoints,
-            max_people=args.max_people, difficulty=args.difficulty,
+            args.out, args.num_images, args.seed, config=scene_config(args),
             jpeg_quality=args.jpeg_quality, progress=not args.no_progress,
         )
     print(f"wrote {path}", file=sys.stderr)

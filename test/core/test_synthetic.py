@@ -289,6 +289,8 @@ def test_bad_arguments_fail_before_any_work(tmp_path: pathlib.Path) -> None:
         (["--video"], "--frames"),
         (["--video", "--frames", "-1"], "--frames"),
         (["--crops", "8", "64"], "--crops"),
+        (["--overlap", "1.5"], "overlap"),
+        (["--min-people", "5", "--max-people", "3"], "min_people"),
     ):
         out = tmp_path / "cli"
         stderr = io.StringIO()

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def format_table(metrics: dict[str, float], title: str = "") -> str:
     """Two-column text table of metric values (3 decimals; -1 printed as -1)."""
-    width = max(len(name) for name in metrics) if metrics else 6
+    width = max([len("metric"), *(len(name) for name in metrics)])
     lines = [title] if title else []
     lines.append(f"{'metric':<{width}}  value")
     lines.append(f"{'-' * width}  ------")

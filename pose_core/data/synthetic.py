@@ -862,13 +862,11 @@ class _Canvas:
 
     def ellipse(self, center: np.ndarray, axes: tuple[float, float], angle_deg: float,
                 colour: Sequence[float], label: int | None) -> None:
-        c = _fix(center)
+        c = (round(float(center[0]) * _ONE), round(float(center[1]) * _ONE))
         ax = (max(int(axes[0] * _ONE), 1), max(int(axes[1] * _ONE), 1))
         if label is not None:
-            cv2.ellipse(self.labels, (int(c[0]), int(c[1])), ax, angle_deg, 0, 360, label, -1,
-                        cv2.LINE_8, _SHIFT)
-        cv2.ellipse(self.image, (int(c[0]), int(c[1])), ax, angle_deg, 0, 360, colour, -1,
-                    cv2.LINE_8, _SHIFT)
+            cv2.ellipse(self.labels, c, ax, angle_deg, 0, 360, label, -1, cv2.LINE_8, _SHIFT)
+        cv2.ellipse(self.image, c, ax, angle_deg, 0, 360, colour, -1, cv2.LINE_8, _SHIFT)
 
 
 def _draw_person(canvas: _Canvas, body: _Body, style: PersonStyle, index: int) -> None:
@@ -884,10 +882,8 @@ def _draw_person(canvas: _Canvas, body: _Body, style: PersonStyle, index: int) -
     def order_key(entry: tuple[float, int]) -> tuple[float, float]:
         # depth first; at equal depth the lower part in the image is in front (a rule that
         # does not depend on left / right, so mirrored people paint the same way)
-        part_y = {_TORSO: 0.0, _NECK: 0.0, _HEAD: 0.0}.get(entry[1])
-        if part_y is None:
-            part_y = float(p[_PART_END[entry[1]], 1])
-        return (round(entry[0], 6), part_y)
+        end = _PART_END.get(entry[1])
+        return (round(entry[0], 6), 0.0 if end is None else float(p[end, 1]))
 
     arm_bias = 0.02 * r["shoulder"]
     parts += [

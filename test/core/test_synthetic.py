@@ -262,6 +262,20 @@ def test_video_ids_persist_and_motion_is_smooth() -> None:
     assert len(seen_ids) > 3  # people left and new ones entered
 
 
+def test_geometric_people_distribution_prefers_few_people() -> None:
+    base = SyntheticSceneConfig(width=256, height=256, min_people=1, max_people=12,
+                                overlap=0.0, min_height_px=32, max_height_frac=0.3)
+    geometric = replace(base, people_distribution="geometric")
+    uniform = [len(sample_layout(base, s).people) for s in range(40)]
+    few = [len(sample_layout(geometric, s).people) for s in range(40)]
+    assert np.mean(few) < np.mean(uniform) - 2.0
+
+
+def test_crowdpose_video_frame() -> None:
+    frame = SyntheticVideo(160, 120, num_people=2, seed=4, keypoints="crowdpose").frame(10)
+    assert frame.keypoints.shape[1:] == (14, 3) and frame.keypoints_name == "crowdpose"
+
+
 def test_video_dataset_has_track_ids(tmp_path: pathlib.Path) -> None:
     path = write_video_dataset(tmp_path, num_frames=3, seed=1, size_wh=(96, 72), num_people=2)
     data = json.loads(path.read_text())
@@ -282,6 +296,10 @@ def test_bad_arguments_fail_before_any_work(tmp_path: pathlib.Path) -> None:
         write_dataset(tmp_path / "kp", num_images=1, seed=0, keypoints="mpii")
     with pytest.raises(ValueError, match="num_people"):
         SyntheticVideo(num_people=-1)
+    with pytest.raises(ValueError, match="difficulty"):
+        difficulty_config("impossible")
+    with pytest.raises(ValueError, match="overlap"):
+        SyntheticSceneConfig(overlap=1.5)
     for argv, message in (
         (["--size", "0", "64"], "--size"),
         (["--num-images", "-3"], "--num-images"),

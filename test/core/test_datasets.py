@@ -10,6 +10,7 @@ import json
 import pathlib
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -147,6 +148,11 @@ def test_official_layout_image_folder_is_found(tmp_path: pathlib.Path) -> None:
 def test_affine_matrix_and_warp_agree_with_joints() -> None:
     mat = bottom_up_affine_matrix((320.0, 200.0), 2.0, 128, 0.0)
     np.testing.assert_allclose(mat, [[0.32, 0, 128 * (-0.8 + 0.5)], [0, 0.32, 128 * (-0.5 + 0.5)]])
+    # rotation: the crop is rotated by -rot about the output centre, i.e. OpenCV's rotation
+    # matrix for +rot degrees (counter-clockwise on screen) after the plain crop
+    rotated = bottom_up_affine_matrix((320.0, 200.0), 2.0, 128, 25.0)
+    rot = np.vstack([cv2.getRotationMatrix2D((64.0, 64.0), 25.0, 1.0), [0, 0, 1]])
+    np.testing.assert_allclose(rotated, (rot @ np.vstack([mat, [0, 0, 1]]))[:2], atol=1e-12)
     # a bright dot moves where its joint moves (input resolution, rotation included)
     transform = RandomAffineTransform(256, (64, 128))
     image = np.zeros((300, 400, 3), np.uint8)

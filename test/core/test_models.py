@@ -17,6 +17,7 @@ from official_weights import PARITY_DIR, REFERENCE_DIR, key_manifest, official_s
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 from pose_core.models import MODEL_NAMES, MODELS, build_model, model_info
 from pose_core.models.checkpoint import load_checkpoint
+from pose_core.models.fusion import fold_batchnorm
 from pose_core.models.higher_hrnet import (
     HIGHER_HRNET_LITE_W16,
     HigherHRNetSpec,
@@ -200,3 +201,19 @@ def test_summary_cli_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert "28,536,113" in text and "7.645" in text
     assert "higherhrnet_lite_w16_256_coco" in text
+
+
+def test_folded_batchnorm_matches_unfolded() -> None:
+    with torch.device("meta"):
+        manifest = key_manifest(build_model("higherhrnet_lite_w16_256_coco"))
+    model = build_model("higherhrnet_lite_w16_256_coco")
+    load_checkpoint(model, official_state_dict(manifest, seed=3))
+    model.eval()
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # input untouched
+    image = torch.randn(1, 3, 128, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for expected, output in zip(model(image), folded(image)):
+            scale = expected.abs().max().item()
+            assert (output - expected).abs().max().item() <= 1e-5 * max(scale, 1.0)

@@ -666,14 +666,8 @@ def _too_covered(box: tuple[float, float, float, float],
 # ----------------------------------------------------------------------------------------------
 
 
-def _rot_x(deg: float) -> np.ndarray:
-    a = math.radians(deg)
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-
-
 def _limb_dirs(flexion: float, abduction: float, bend: float, side: float,
-               bend_forward: bool) -> tuple[np.ndarray, np.ndarray]:
+               bend_forward: bool) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Unit directions (body frame: X left, Y up, Z forward) of a proximal and distal segment.
 
     The proximal segment hangs down, swung forward by `flexion` and sideways (outward) by
@@ -692,8 +686,8 @@ def _limb_dirs(flexion: float, abduction: float, bend: float, side: float,
     else:
         px, py, pz = 0.0, 1.0, 0.0
     cb, sb = math.cos(math.radians(bend)), math.sin(math.radians(bend))
-    upper = np.array([ux, uy, uz])
-    lower = np.array([ux * cb + px * sb, uy * cb + py * sb, uz * cb + pz * sb])
+    upper = (ux, uy, uz)
+    lower = (ux * cb + px * sb, uy * cb + py * sb, uz * cb + pz * sb)
     return upper, lower
 
 
@@ -720,64 +714,80 @@ def _pose_body(pose: PersonPose) -> _Body:
 
 @functools.lru_cache(maxsize=256)
 def _local_body(pose: PersonPose) -> _Body:
-    """`_pose_body` for a pose whose pelvis is at the origin (arrays are read-only)."""
+    """`_pose_body` for a pose whose pelvis is at the origin (arrays are read-only).
+
+    Body frame: X = the person's left, Y = up, Z = forward, in units of the standing height;
+    the upper body is bent forward by `pitch` about X at the pelvis.
+    """
     torso, neck, upper_arm, forearm, hand, thigh, shin, shoulder_w = (
         n * p for n, p in zip(_SEGMENTS, pose.proportions, strict=True))
     hip_w = 0.085 * pose.proportions[7] ** 0.5
     girth = pose.girth
-    pts = np.zeros((_NUM_POINTS, 3))
-    up_rot = _rot_x(-pose.pitch)  # forward bend: +Y toward +Z
-    neck_base = up_rot @ np.array([0.0, torso, 0.0])
+    bend = math.radians(-pose.pitch)
+    cb, sb = math.cos(bend), math.sin(bend)
+
+    def up(x: float, y: float, z: float) -> tuple[float, float, float]:
+        """Rotate an upper-body vector by the forward bend."""
+        return (x, cb * y - sb * z, sb * y + cb * z)
+
+    def add(a: Sequence[float], b: Sequence[float], k: float = 1.0) -> tuple[float, float, float]:
+        return (a[0] + k * b[0], a[1] + k * b[1], a[2] + k * b[2])
+
+    pts: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * _NUM_POINTS
     head_r = 0.062
+    neck_base = up(0.0, torso, 0.0)
     pts[_NECK_BASE] = neck_base
-    pts[_HEAD_CENTER] = neck_base + up_rot @ np.array([0.0, neck + head_r, 0.01])
-    pts[_HEAD_TOP] = pts[_HEAD_CENTER] + up_rot @ np.array([0.0, head_r * 1.08, 0.0])
+    head = add(neck_base, up(0.0, neck + head_r, 0.01))
+    pts[_HEAD_CENTER] = head
+    pts[_HEAD_TOP] = add(head, up(0.0, head_r * 1.08, 0.0))
     for side, sh, el, wr, tip, hp, kn, an, heel, toe, k in (
         (1.0, 5, 7, 9, _L_HAND_TIP, 11, 13, 15, _L_HEEL, _L_TOE, 0),
         (-1.0, 6, 8, 10, _R_HAND_TIP, 12, 14, 16, _R_HEEL, _R_TOE, 1),
     ):
-        pts[sh] = up_rot @ np.array([side * shoulder_w, torso - 0.025, 0.0])
+        pts[sh] = up(side * shoulder_w, torso - 0.025, 0.0)
         d_up, d_low = _limb_dirs(pose.shoulder_flexion[k], pose.shoulder_abduction[k],
                                  pose.elbow_flexion[k], side, bend_forward=True)
-        pts[el] = pts[sh] + up_rot @ d_up * upper_arm
-        pts[wr] = pts[el] + up_rot @ d_low * forearm
-        pts[tip] = pts[wr] + up_rot @ d_low * hand
-        pts[hp] = np.array([side * hip_w, 0.0, 0.0])
+        d_up, d_low = up(*d_up), up(*d_low)
+        pts[el] = add(pts[sh], d_up, upper_arm)
+        pts[wr] = add(pts[el], d_low, forearm)
+        pts[tip] = add(pts[wr], d_low, hand)
+        pts[hp] = (side * hip_w, 0.0, 0.0)
         d_th, d_sh = _limb_dirs(pose.hip_flexion[k], pose.hip_abduction[k],
                                 pose.knee_flexion[k], side, bend_forward=False)
-        pts[kn] = pts[hp] + d_th * thigh
-        pts[an] = pts[kn] + d_sh * shin
-        pts[heel] = pts[an] + np.array([0.0, -0.03, -0.03])
-        pts[toe] = pts[an] + np.array([side * 0.02, -0.04, 0.11])
+        pts[kn] = add(pts[hp], d_th, thigh)
+        pts[an] = add(pts[kn], d_sh, shin)
+        pts[heel] = add(pts[an], (0.0, -0.03, -0.03))
+        pts[toe] = add(pts[an], (side * 0.02, -0.04, 0.11))
     # face points on the head surface, seen according to the head yaw
     yaw = math.radians(pose.yaw)
     head_yaw = yaw + math.radians(pose.head_yaw)
     hidden = []
     for point, azimuth, dy, min_cos in _FACE_FEATURES:
         a = azimuth + head_yaw - yaw  # relative to the body frame
-        pts[point] = pts[_HEAD_CENTER] + up_rot @ np.array(
-            [0.85 * head_r * math.sin(a), -dy * head_r, 0.85 * head_r * math.cos(a)])
+        pts[point] = add(head, up(0.85 * head_r * math.sin(a), -dy * head_r,
+                                  0.85 * head_r * math.cos(a)))
         hidden.append(math.cos(azimuth + head_yaw) < min_cos)
-    # body frame -> camera: yaw about the vertical axis, then image-plane roll
+    # body frame -> camera: yaw about the vertical axis, then image-plane roll, then pixels
     cy, sy = math.cos(yaw), math.sin(yaw)
-    x_img = pts[:, 0] * cy + pts[:, 2] * sy
-    depth = -pts[:, 0] * sy + pts[:, 2] * cy
-    y_img = -pts[:, 1]
     roll = math.radians(pose.roll)
     cr, sr = math.cos(roll), math.sin(roll)
     s = pose.height_px
-    px = (x_img * cr - y_img * sr) * s
-    py = (x_img * sr + y_img * cr) * s
+    xy = np.empty((_NUM_POINTS, 2))
+    depth = np.empty(_NUM_POINTS)
+    for i, (x, y, z) in enumerate(pts):
+        x_img, y_img = x * cy + z * sy, -y
+        xy[i, 0] = (x_img * cr - y_img * sr) * s
+        xy[i, 1] = (x_img * sr + y_img * cr) * s
+        depth[i] = (-x * sy + z * cy) * s
     radii = {
         "upper_arm": 0.034 * girth * s, "forearm": 0.027 * girth * s, "hand": 0.026 * s,
         "thigh": 0.056 * girth * s, "shin": 0.038 * girth * s, "foot": 0.026 * s,
         "neck": 0.028 * girth * s, "torso_depth": 0.065 * girth * s,
         "shoulder": shoulder_w * s, "hip": (hip_w + 0.035 * girth) * s,
     }
-    points, depth = np.stack([px, py], axis=1), depth * s
-    points.setflags(write=False)
+    xy.setflags(write=False)
     depth.setflags(write=False)
-    return _Body(points=points, depth=depth, radii=radii, head_axes=(0.058 * s, 0.066 * s),
+    return _Body(points=xy, depth=depth, radii=radii, head_axes=(0.058 * s, 0.066 * s),
                  head_yaw=head_yaw, yaw=yaw, roll=roll, hidden_face=tuple(hidden))
 
 

@@ -666,8 +666,11 @@ def _too_covered(box: tuple[float, float, float, float],
 # ----------------------------------------------------------------------------------------------
 
 
+_Vec3 = tuple[float, float, float]
+
+
 def _limb_dirs(flexion: float, abduction: float, bend: float, side: float,
-               bend_forward: bool) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+               bend_forward: bool) -> tuple[_Vec3, _Vec3]:
     """Unit directions (body frame: X left, Y up, Z forward) of a proximal and distal segment.
 
     The proximal segment hangs down, swung forward by `flexion` and sideways (outward) by

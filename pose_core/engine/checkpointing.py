@@ -54,7 +54,10 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 def model_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """State dict with official key names (no `module.` prefix), tensors detached on CPU."""
-    return {k: v.detach().cpu().clone() for k, v in unwrap_model(model).state_dict().items()}
+    return {
+        k: v.detach().cpu().contiguous().clone()
+        for k, v in unwrap_model(model).state_dict().items()
+    }
 
 
 def atomic_save(obj: Any, path: str | pathlib.Path) -> pathlib.Path:

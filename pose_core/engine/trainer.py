@@ -170,7 +170,10 @@ class Trainer:
         if config.num_threads > 0:
             torch.set_num_threads(config.num_threads)
         seed_everything(_epoch_seed(config.seed, -1, self.context.rank))
-        self.model = distributed.wrap_model(task.build_model(), self.context)
+        model = task.build_model()
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = distributed.wrap_model(model, self.context)
         self.dataset = task.train_dataset()
         self.sampler = distributed.build_sampler(
             self.dataset, self.context, shuffle=True, seed=config.seed
@@ -214,6 +217,8 @@ class Trainer:
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """Forward pass and loss terms for one batch (no backward)."""
         inputs = self.task.inputs(batch, self.device)
+        if self.config.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         autocast = (
             torch.autocast(self.device.type, dtype=self.amp_dtype)
             if self.amp_dtype is not None
@@ -388,6 +393,8 @@ class Trainer:
         self.loader_generator.manual_seed(seed)
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
         for index, batch in enumerate(self.train_loader):
             if index >= self.iterations_per_epoch:
                 break
@@ -430,22 +437,31 @@ class Trainer:
                 )
             window_start = time.monotonic()
             window_images = 0
+            window_sums: dict[str, float] = {}
+            window_count = 0
             for batch in self._iterate_epoch(epoch):
                 values = self.run_iteration(batch)
                 losses.append(values["loss"])
                 window_images += _batch_size(batch)
+                window_count += 1
+                for key, value in values.items():
+                    window_sums[key] = window_sums.get(key, 0.0) + value
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{values['loss']:.5f}", refresh=False)
                 if self.step % max(1, config.log_every) == 0:
-                    self._log_train(values, time.monotonic() - window_start, window_images)
+                    # logged values are means over the iterations since the previous log line
+                    means = {k: v / window_count for k, v in window_sums.items()}
+                    seconds = time.monotonic() - window_start
+                    self._log_train(means, seconds, window_images)
                     if self.context.is_main and not sys.stderr.isatty():
-                        terms = " ".join(f"{k}={v:.5f}" for k, v in values.items())
+                        terms = " ".join(f"{k}={v:.5f}" for k, v in means.items())
                         print(f"epoch {epoch + 1} step {self.step}: {terms} "
-                              f"({window_images / (time.monotonic() - window_start):.2f} img/s)",
-                              flush=True)
+                              f"({window_images / max(seconds, 1e-9):.2f} img/s)", flush=True)
                     window_start = time.monotonic()
                     window_images = 0
+                    window_sums = {}
+                    window_count = 0
                 if stop_after_steps and len(losses) >= stop_after_steps:
                     if bar is not None:
                         bar.close()

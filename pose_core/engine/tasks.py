@@ -1,0 +1,226 @@
+"""Task glue for the training loop: model, dataset, loss and validation of one task.
+
+- `BottomUpTask` (HigherHRNet): `BottomUpDataset` samples (heatmaps at 1/4 and 1/2 of the input,
+  masks, AE joint indices), `BottomUpLoss`, and validation that runs the model over the held-out
+  images the way the official test does (resize, flip test, aggregation, `group_bottom_up`),
+  writes COCO results and scores them with the COCO keypoint evaluator (pycocotools).
+
+`build_task(config)` picks the task from `config.task`. Functions take the sub-configs they
+need; the whole `TrainConfig` is only read here, at the top.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Mapping, Sequence
+
+import cv2
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from pose_core.engine.config import (
+    CodecConfig,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    TrainConfig,
+    ValidationConfig,
+)
+from pose_core.structures import Poses
+
+__all__ = [
+    "BottomUpTask",
+    "build_task",
+    "build_model_from_config",
+    "bottom_up_output_sizes",
+    "build_validation_estimator",
+    "evaluate_coco_keypoints",
+]
+
+
+def build_model_from_config(config: ModelConfig) -> nn.Module:
+    """The registered network, with `init_checkpoint` loaded when given."""
+    from pose_core.models import build_model
+
+    model = build_model(config.name)
+    if config.init_checkpoint:
+        from pose_core.models.checkpoint import load_checkpoint
+
+        load_checkpoint(model, config.init_checkpoint)
+    return model
+
+
+def bottom_up_output_sizes(input_size: int, num_outputs: int = 2) -> tuple[int, ...]:
+    """HigherHRNet output sides: input/4, input/2 (first = the AE resolution)."""
+    return tuple(input_size // 4 * (2**i) for i in range(num_outputs))
+
+
+def _resolve(path: str) -> pathlib.Path:
+    return pathlib.Path(path).expanduser()
+
+
+def build_validation_estimator(
+    model: nn.Module, name: str, options: ValidationConfig, device: torch.device
+) -> Any:
+    """A `PoseEstimator` running `model` (eval mode) with the validation test options: the
+    same preprocessing, flip test, aggregation and `group_bottom_up` as real models."""
+    from pose_core.inference import PoseEstimator
+    from pose_core.inference.backends import TorchBackend
+
+    return PoseEstimator(
+        name,
+        backend=TorchBackend(model, device),
+        flip_test=options.flip_test,
+        detection_threshold=options.detection_threshold,
+        tag_threshold=options.tag_threshold,
+        max_people=options.max_people,
+        adjust=options.adjust,
+        refine=options.refine,
+    )
+
+
+def evaluate_coco_keypoints(
+    gt_json: str | pathlib.Path,
+    image_ids: Sequence[int],
+    poses: Sequence[Poses],
+    spec: KeypointSpec,
+    dataset: str = "coco",
+) -> dict[str, float]:
+    """COCO keypoint AP of `poses` against `gt_json` restricted to `image_ids`.
+
+    Uses `pose_core.evaluation.coco_evaluator.KeypointEvaluator` (pycocotools / xtcocotools
+    through the project's evaluator, official result records).
+    """
+    from pose_core.evaluation.coco_evaluator import KeypointEvaluator
+
+    evaluator = KeypointEvaluator(str(gt_json), dataset=dataset)
+    evaluator.reset()
+    evaluator.process(list(image_ids), list(poses))
+    return {k: float(v) for k, v in evaluator.evaluate().items()}
+
+
+class BottomUpTask:
+    """HigherHRNet training: dataset, loss and validation from the sub-configs.
+
+    Args:
+        model: which network.
+        data: files and augmentation.
+        codec: sigma and AE slots.
+        loss: loss factors.
+        validation: test-time options.
+        seed: base seed of the dataset's per-sample generators.
+    """
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        data: DataConfig,
+        codec: CodecConfig,
+        loss: LossConfig,
+        validation: ValidationConfig,
+        seed: int = 0,
+    ) -> None:
+        from pose_core.models import model_info
+
+        self.model_config = model
+        self.data = data
+        self.codec = codec
+        self.loss_config = loss
+        self.validation_config = validation
+        self.seed = seed
+        self.info = model_info(model.name)
+        self.spec = self.info.keypoints
+        self.input_size = int(data.input_size[0])
+        self.output_sizes = bottom_up_output_sizes(self.input_size, len(loss.heatmap_factors))
+        self._loss: nn.Module | None = None
+
+    def build_model(self) -> nn.Module:
+        return build_model_from_config(self.model_config)
+
+    def _records(self, annotations: str, images: str) -> list[Any]:
+        from pose_core.data.coco import load_coco_keypoints
+
+        return load_coco_keypoints(
+            _resolve(annotations), self.spec, image_dir=_resolve(images) if images else None,
+            dataset=self.data.dataset,
+        )
+
+    def train_dataset(self) -> Dataset:
+        from pose_core.data.bottom_up_dataset import BottomUpDataset
+
+        records = self._records(self.data.train_annotations, self.data.train_images)
+        return BottomUpDataset(
+            records,
+            self.spec,
+            input_size=self.input_size,
+            output_sizes=self.output_sizes,
+            sigma=self.codec.sigma,
+            max_people=self.codec.max_people,
+            augment=True,
+            seed=self.seed,
+            max_rotation=self.data.max_rotation,
+            min_scale=self.data.min_scale,
+            max_scale=self.data.max_scale,
+            max_translate=self.data.max_translate,
+            flip_prob=self.data.flip,
+            mean=self.info.mean,
+            std=self.info.std,
+        )
+
+    def inputs(self, batch: Mapping[str, Any], device: torch.device) -> Tensor:
+        return batch["image"].to(device, non_blocking=True)
+
+    def loss(
+        self, outputs: Any, batch: Mapping[str, Any], device: torch.device
+    ) -> dict[str, Tensor]:
+        if self._loss is None:
+            from pose_core.losses import BottomUpLoss
+
+            with_ae = tuple(i == 0 for i in range(len(self.loss_config.heatmap_factors)))
+            self._loss = BottomUpLoss(
+                self.spec.num_keypoints,
+                heatmap_factors=self.loss_config.heatmap_factors,
+                with_ae=with_ae,
+                push_factor=self.loss_config.push_factor,
+                pull_factor=self.loss_config.pull_factor,
+                ae_loss_type=self.loss_config.ae_loss_type,
+            )
+        heatmaps = [h.to(device, non_blocking=True) for h in batch["heatmaps"]]
+        masks = [m.to(device, non_blocking=True) for m in batch["masks"]]
+        joints = batch["joints"].to(device, non_blocking=True)
+        return self._loss(list(outputs), heatmaps, masks, joints)
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
+        """AP on the held-out set (first `val_max_images` images), official test path."""
+        if not self.data.val_annotations:
+            return None
+        records = self._records(self.data.val_annotations, self.data.val_images)
+        if self.data.val_max_images > 0:
+            records = records[: self.data.val_max_images]
+        estimator = build_validation_estimator(
+            model, self.model_config.name, self.validation_config, device
+        )
+        image_ids: list[int] = []
+        predictions: list[Poses] = []
+        for record in records:
+            image = cv2.imread(str(record.path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+            if image is None:
+                raise FileNotFoundError(f"cannot read validation image {record.path}")
+            predictions.append(estimator(image))
+            image_ids.append(int(record.image_id))
+        return evaluate_coco_keypoints(
+            _resolve(self.data.val_annotations), image_ids, predictions, self.spec,
+            self.data.dataset,
+        )
+
+
+def build_task(config: TrainConfig) -> BottomUpTask:
+    """The task object of an experiment (`config.task`)."""
+    if config.task == "bottom_up":
+        return BottomUpTask(
+            config.model, config.data, config.codec, config.loss, config.validation, config.seed
+        )
+    raise NotImplementedError(
+        f"task {config.task!r}: only 'bottom_up' training is wired into pose-train so far"
+    )

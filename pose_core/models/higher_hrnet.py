@@ -76,7 +76,9 @@ class HigherHRNetSpec:
         if len(self.with_ae) != n + 1:
             raise ValueError("HigherHRNetSpec: with_ae needs one entry per output (deconvs + 1)")
         if any(k not in _DECONV_PADDING for k in self.deconv_kernels):
-            raise ValueError(f"HigherHRNetSpec: deconv kernels must be in {sorted(_DECONV_PADDING)}")
+            raise ValueError(
+                f"HigherHRNetSpec: deconv kernels must be in {sorted(_DECONV_PADDING)}"
+            )
 
 
 def higher_hrnet_spec(backbone: HRNetSpec, num_basic_blocks: int = 4) -> HigherHRNetSpec:

@@ -304,7 +304,7 @@ class TopDownHRNet(HRNet):
 
 
 def build_top_down_hrnet(spec: HRNetSpec, keypoints: KeypointSpec) -> TopDownHRNet:
-    """Top-down HRNet from an explicit backbone spec (random initialisation, see `init_weights`)."""
+    """Top-down HRNet from an explicit backbone spec (random init, see `init_weights`)."""
     model = TopDownHRNet(spec, keypoints)
     init_weights(model)
     return model

@@ -109,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print a table of parameters and MACs (10^9 and 2^30 units) per model."""
     from pose_core.models import MODEL_NAMES
 
-    parser = argparse.ArgumentParser(prog="pose-model-summary", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pose-model-summary", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("names", nargs="*", help=f"model names (default: all): {MODEL_NAMES}")
     parser.add_argument("--input", type=_parse_size, default=None, help="input size WxH")
     args = parser.parse_args(argv)
@@ -117,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in names if n not in MODEL_NAMES]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; known: {', '.join(MODEL_NAMES)}")
-    header = f"{'model':<32} {'input (w x h)':>13} {'params':>12} {'GMACs (1e9)':>12} {'GMACs (2^30)':>13}"
+    header = (
+        f"{'model':<32} {'input (w x h)':>13} {'params':>12} {'GMACs (1e9)':>12} "
+        f"{'GMACs (2^30)':>13}"
+    )
     print(header)
     print("-" * len(header))
     for name in names:

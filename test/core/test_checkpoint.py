@@ -96,7 +96,9 @@ def test_official_training_checkpoint(tmp_path: Path, w32_weights: OrderedDict) 
     _assert_state_equal(model, w32_weights)
 
 
-def test_fp16_training_checkpoint_module_1_prefix(tmp_path: Path, lite_weights: OrderedDict) -> None:
+def test_fp16_training_checkpoint_module_1_prefix(
+    tmp_path: Path, lite_weights: OrderedDict
+) -> None:
     checkpoint = training_checkpoint(fp16_wrapper_state_dict(lite_weights))
     assert next(iter(checkpoint["state_dict"])).startswith("module.1.")
     path = tmp_path / "checkpoint.pth.tar"

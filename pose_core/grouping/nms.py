@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = ["heatmap_nms", "oks_iou", "oks_nms"]
 
@@ -29,14 +28,26 @@ def heatmap_nms(heatmaps: torch.Tensor, kernel: int = 5) -> torch.Tensor:
     """
     if kernel < 1 or kernel % 2 == 0:
         raise ValueError(f"nms kernel must be a positive odd integer, got {kernel}")
-    shape = heatmaps.shape
-    flat = heatmaps.reshape(-1, 1, shape[-2], shape[-1])
-    # A k x k max is a 1 x k max of a k x 1 max (same values, much faster on CPU).
-    pad = kernel // 2
-    pooled = F.max_pool2d(flat, (kernel, 1), stride=1, padding=(pad, 0))
-    pooled = F.max_pool2d(pooled, (1, kernel), stride=1, padding=(0, pad))
-    keep = (pooled == flat).to(flat.dtype)
-    return (flat * keep).reshape(shape)
+    pooled = _window_max(_window_max(heatmaps, kernel // 2, -1), kernel // 2, -2)
+    return heatmaps * (pooled == heatmaps).to(heatmaps.dtype)
+
+
+def _window_max(maps: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """Max over [i - radius, i + radius] along `dim`, out-of-range treated as -inf.
+
+    Equal to max_pool with that window, stride 1 and padding `radius` (max is exact); a k x k
+    window is the composition of the 1-D windows along both axes.
+    """
+    out = maps.clone()
+    size = maps.shape[dim]
+    for shift in range(1, min(radius, size - 1) + 1):
+        ahead = maps.narrow(dim, shift, size - shift)
+        behind = maps.narrow(dim, 0, size - shift)
+        head = out.narrow(dim, 0, size - shift)
+        head.copy_(torch.maximum(head, ahead))
+        tail = out.narrow(dim, shift, size - shift)
+        tail.copy_(torch.maximum(tail, behind))
+    return out
 
 
 def oks_iou(

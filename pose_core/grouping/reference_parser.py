@@ -35,14 +35,13 @@ def _refine_one(det: np.ndarray, tags: np.ndarray, person: np.ndarray) -> np.nda
         if person[j, 2] > 0
     ]
     prev = np.mean(found, axis=0)
+    # Like the official code: every joint's full map is searched, missing ones are filled.
     for j in range(person.shape[0]):
-        if person[j, 2] != 0:
-            continue
         dist = np.sqrt(((tags[j] - prev[None, None, :]) ** 2).sum(axis=2))
         score = det[j] - np.round(dist)
         y, x = np.unravel_index(int(np.argmax(score)), score.shape)
         val = det[j, y, x]
-        if val > 0:
+        if val > 0 and person[j, 2] == 0:
             dx, dy = _quarter(det[j], int(x), int(y))
             person[j, 0] = x + 0.5 + dx
             person[j, 1] = y + 0.5 + dy

@@ -91,7 +91,8 @@ class GroupingResult:
             filled by refine or missing).
         scores: (P,) float64 person scores (before refine).
         tag_k: (J, k, L) float32, loc_k: (J, k, 2) int64 (x, y), val_k: (J, k) float32: the
-            top-k candidates after NMS.
+            top-k candidates after NMS (entries at or below the detection threshold, which
+            the matcher ignores, may be left as zeros; see `top_k_candidates`).
     """
 
     grouped: np.ndarray
@@ -194,6 +195,9 @@ class ResizedTags:
         # A bilinear value lies between the min and max of its source pixels; the sources of a
         # tile's rows a..b are rows y0[a]..y1[b] (monotone), same for columns.
         maps = self._maps.reshape(self.num_tags, -1, self._in_h, self._in_w)
+        pooled = self._pooled_bounds(maps, tile)
+        if pooled is not None:
+            return pooled
         starts_y = torch.arange(0, self.height, tile, device=maps.device)
         ends_y = torch.clamp(starts_y + tile - 1, max=self.height - 1)
         starts_x = torch.arange(0, self.width, tile, device=maps.device)
@@ -201,6 +205,43 @@ class ResizedTags:
         lower, upper = _range_min_max(maps, self._y0[starts_y], self._y1[ends_y], dim=2)
         lower = _range_min_max(lower, self._x0[starts_x], self._x1[ends_x], dim=3)[0]
         upper = _range_min_max(upper, self._x0[starts_x], self._x1[ends_x], dim=3)[1]
+        margin = 1e-5 * (1.0 + torch.maximum(lower.abs(), upper.abs()))
+        return lower - margin, upper + margin
+
+    def _pooled_bounds(
+        self, maps: torch.Tensor, tile: int
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Same bounds with one max-pool when the source windows are regular (e.g. x2)."""
+        params = []
+        for size_out, lo_all, hi_all in (
+            (self.height, self._y0, self._y1),
+            (self.width, self._x0, self._x1),
+        ):
+            starts = torch.arange(0, size_out, tile)
+            ends = torch.clamp(starts + tile - 1, max=size_out - 1)
+            lo, hi = lo_all.cpu()[starts], hi_all.cpu()[ends]
+            if len(starts) < 2:
+                return None
+            stride = int(lo[1] - lo[0]) if int(lo[0]) > 0 else int(lo[1] + 1)
+            pad = stride - int(lo[1]) if len(lo) > 1 else 0
+            kernel = int((hi - lo).max()) + 1
+            t = torch.arange(len(starts))
+            ok = stride > 0 and 0 <= pad < kernel and pad <= kernel // 2
+            ok = ok and bool(((t * stride - pad).clamp(min=0) == lo).all())
+            ok = ok and bool(((t * stride - pad + kernel - 1).clamp(max=int(lo_all.max()) + 1)
+                              >= hi).all())
+            if not ok:
+                return None
+            params.append((kernel, stride, pad))
+        (ky, sy, py), (kx, sx, px) = params
+        flat = maps.reshape(-1, 1, self._in_h, self._in_w)
+        upper = F.max_pool2d(flat, (ky, kx), stride=(sy, sx), padding=(py, px), ceil_mode=True)
+        lower = -F.max_pool2d(-flat, (ky, kx), stride=(sy, sx), padding=(py, px), ceil_mode=True)
+        ty, tx = -(-self.height // tile), -(-self.width // tile)
+        shape = (self.num_tags, -1, upper.shape[2], upper.shape[3])
+        upper, lower = upper.reshape(shape)[:, :, :ty, :tx], lower.reshape(shape)[:, :, :ty, :tx]
+        if upper.shape[2:] != (ty, tx):
+            return None
         margin = 1e-5 * (1.0 + torch.maximum(lower.abs(), upper.abs()))
         return lower - margin, upper + margin
 
@@ -255,7 +296,11 @@ def default_joint_order(num_joints: int) -> tuple[int, ...]:
 
 
 def top_k_candidates(
-    heatmaps: torch.Tensor, sampler: TagSampler, k: int, nms_kernel: int = 5
+    heatmaps: torch.Tensor,
+    sampler: TagSampler,
+    k: int,
+    nms_kernel: int = 5,
+    above: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-k NMS maxima per joint.
 
@@ -264,18 +309,64 @@ def top_k_candidates(
         sampler: tag lookup on the same grid.
         k: candidates per joint (clipped to H * W).
         nms_kernel: max-pool window.
+        above: when set (>= 0), only maxima with a value above it are needed: NMS is tested on
+            those pixels only and the rest of the k slots hold value 0 at pixel 0. The entries
+            above the threshold are the same as with the full top-k (except for the order of
+            exactly equal values), which is all the matcher uses.
 
     Returns:
         val_k (J, k) float (descending), ind_k (J, k) int64 flat pixel index y * W + x,
         tag_k (J, k, L), all on the maps' device.
     """
-    num_joints = heatmaps.shape[0]
+    num_joints, height, width = heatmaps.shape
+    k = min(k, height * width)
+    if above is not None and above >= 0:
+        mask = heatmaps > above
+        count = int(mask.sum())
+        if count * 8 <= mask.numel():
+            val_k, ind_k = _sparse_nms_top_k(heatmaps, mask, k, nms_kernel)
+            joints = torch.arange(num_joints, device=heatmaps.device)[:, None].expand_as(ind_k)
+            return val_k, ind_k, sampler(joints, ind_k)
     suppressed = heatmap_nms(heatmaps, nms_kernel).reshape(num_joints, -1)
-    k = min(k, suppressed.shape[1])
     val_k, ind_k = suppressed.topk(k, dim=1)
     joints = torch.arange(num_joints, device=heatmaps.device)[:, None].expand_as(ind_k)
     tag_k = sampler(joints, ind_k)
     return val_k, ind_k, tag_k
+
+
+def _sparse_nms_top_k(
+    heatmaps: torch.Tensor, mask: torch.Tensor, k: int, nms_kernel: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k local maxima among the masked pixels (window max by gathers, borders clamped:
+    a clamped index stays inside the window, so the max is unchanged)."""
+    num_joints, height, width = heatmaps.shape
+    dev = heatmaps.device
+    joint, y, x = torch.nonzero(mask, as_tuple=True)
+    values = heatmaps[joint, y, x]
+    radius = nms_kernel // 2
+    window = values.clone()
+    for dy in range(-radius, radius + 1):
+        yy = torch.clamp(y + dy, 0, height - 1)
+        for dx in range(-radius, radius + 1):
+            if dy == 0 and dx == 0:
+                continue
+            window = torch.maximum(window, heatmaps[joint, yy, torch.clamp(x + dx, 0, width - 1)])
+    keep = window == values
+    joint, values, pixels = joint[keep], values[keep], (y * width + x)[keep]
+    # per joint, descending value (ties: smaller pixel index first)
+    order = torch.argsort(pixels, stable=True)
+    order = order[torch.argsort(values[order], descending=True, stable=True)]
+    order = order[torch.argsort(joint[order], stable=True)]
+    joint, values, pixels = joint[order], values[order], pixels[order]
+    counts = torch.bincount(joint, minlength=num_joints)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(joint.numel(), device=dev) - starts[joint]
+    take = rank < k
+    val_k = torch.zeros((num_joints, k), dtype=heatmaps.dtype, device=dev)
+    ind_k = torch.zeros((num_joints, k), dtype=torch.long, device=dev)
+    val_k[joint[take], rank[take]] = values[take]
+    ind_k[joint[take], rank[take]] = pixels[take]
+    return val_k, ind_k
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,10 +493,19 @@ def adjust_positions(grouped: np.ndarray, heatmaps: torch.Tensor) -> np.ndarray:
 # 6. Refine (device, all people at once)
 # --------------------------------------------------------------------------------------------
 
-_SAMPLE_TOP = 1024  # highest pixels per joint used for the lower bound
-_SAMPLE_GRID = 4096  # approximate number of strided pixels per joint used for the lower bound
 _CHUNK_ELEMENTS = 1 << 21  # (pairs x pixels) evaluated per step
 _TILE = 8  # block size of the score upper bounds
+_BEST_TILES = 4  # tiles per pair searched exactly to tighten the lower bound
+
+
+def _tile_max(heatmaps: torch.Tensor, tile: int) -> torch.Tensor:
+    """(J, ceil(H / tile), ceil(W / tile)) block maxima of (J, H, W) maps."""
+    num_joints, height, width = heatmaps.shape
+    pad_h, pad_w = (-height) % tile, (-width) % tile
+    padded = F.pad(heatmaps, (0, pad_w, 0, pad_h), value=-torch.inf)
+    blocks = padded.reshape(num_joints, (height + pad_h) // tile, tile, (width + pad_w) // tile,
+                            tile)
+    return blocks.amax(dim=(2, 4))
 
 
 def _refine_scores(det: torch.Tensor, tag_planes: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
@@ -427,98 +527,22 @@ def _refine_scores(det: torch.Tensor, tag_planes: torch.Tensor, prev: torch.Tens
     return det - torch.round(torch.sqrt(dist2))
 
 
-def refine_people(
-    grouped: np.ndarray, heatmaps: torch.Tensor, sampler: TagSampler
-) -> np.ndarray:
-    """Official `refine` for every person at once; fills joints whose value is 0.
-
-    The exact first row-major argmax of det_j - round(||tag_j - prev||) over the full map is
-    found without scanning the full map for every (person, joint): a lower bound LB is the best
-    score over a pixel sample (the top pixels of det_j and a strided grid); since
-    round(.) >= 0, no pixel with det_j < LB can reach the maximum, so the exact search runs
-    only over pixels with det_j >= LB (in row-major order; a chunked scan keeps the first
-    maximum). In the worst case this is the full map; on real maps it is a small fraction.
-
-    Args:
-        grouped: (P, J, 3 + L) float32 after adjust.
-        heatmaps: (J, H, W) aggregated maps.
-        sampler: tags on the same grid.
-
-    Returns:
-        A float32 copy of `grouped` with refined joints filled (their tag columns stay 0).
-    """
-    out = grouped.astype(np.float32, copy=True)
-    num_people = out.shape[0]
-    if num_people == 0:
-        return out
-    dev = heatmaps.device
-    num_joints, height, width = heatmaps.shape
-    det = heatmaps.reshape(num_joints, -1)
-    found = out[:, :, 2] > 0
-    missing_np = out[:, :, 2] == 0
-    if not missing_np.any():
-        return out
-
-    # Mean tag of each person's detected joints, summed in joint order in float32 (as numpy's
-    # axis-0 mean of the official list does).
-    xs = torch.as_tensor(out[:, :, 0].astype(np.int32).astype(np.int64), device=dev)
-    ys = torch.as_tensor(out[:, :, 1].astype(np.int32).astype(np.int64), device=dev)
-    pix = torch.clamp(ys, 0, height - 1) * width + torch.clamp(xs, 0, width - 1)
-    joint_ids = torch.arange(num_joints, device=dev)[None, :].expand(num_people, -1)
-    person_tags = sampler(joint_ids, pix)  # (P, J, L)
-    found_t = torch.as_tensor(found, device=dev)
-    acc = torch.zeros((num_people, sampler.num_tags), dtype=torch.float32, device=dev)
-    for j in range(num_joints):
-        acc = acc + torch.where(found_t[:, j, None], person_tags[:, j].float(), 0.0)
-    counts = found_t.sum(dim=1, keepdim=True).to(torch.float32)
-    prev = acc / counts  # a person without any value > 0 gives NaN, like numpy's empty mean
-
-    pair_people, pair_joints = np.nonzero(missing_np)
-    qp = torch.as_tensor(pair_people, device=dev)
-    qj = torch.as_tensor(pair_joints, device=dev)
-    qprev = prev[qp]
-
-    # Lower bound from a pixel sample.
+def _search_per_joint(
+    det: torch.Tensor,
+    sampler: TagSampler,
+    qj: torch.Tensor,
+    qprev: torch.Tensor,
+    lower: torch.Tensor,
+    tile_ok: torch.Tensor,
+    tiles_yx: tuple[int, int],
+    size_hw: tuple[int, int],
+) -> torch.Tensor:
+    """Exact first argmax per pair, joint by joint over the union of the pairs' tiles (dense
+    tag projection when that union is large). Returns (Q,) flat pixel indices."""
+    dev = det.device
+    tiles_y, tiles_x = tiles_yx
+    height, width = size_hw
     num_pixels = height * width
-    top = det.topk(min(_SAMPLE_TOP, num_pixels), dim=1).indices  # (J, T)
-    step = max(1, num_pixels // _SAMPLE_GRID)
-    grid = torch.arange(0, num_pixels, step, device=dev)[None, :].expand(num_joints, -1)
-    sample = torch.cat((top, grid), dim=1)  # (J, K)
-    sample_tags = sampler(
-        torch.arange(num_joints, device=dev)[:, None].expand_as(sample), sample
-    ).permute(2, 0, 1)  # (L, J, K)
-    sample_det = torch.gather(det, 1, sample)  # (J, K)
-    lower = torch.full((len(pair_people),), -torch.inf, dtype=torch.float32, device=dev)
-    chunk_pairs = max(1, _CHUNK_ELEMENTS // sample.shape[1])
-    for start in range(0, len(pair_people), chunk_pairs):
-        sl = slice(start, start + chunk_pairs)
-        scores = _refine_scores(sample_det[qj[sl]], sample_tags[:, qj[sl]], qprev[sl])
-        lower[sl] = scores.amax(dim=1)
-    lower = torch.nan_to_num(lower, nan=-torch.inf)
-
-    # Upper bound of the score per (pair, tile): tile max of det_j minus the rounded distance
-    # from the mean tag to the tile's tag box (round is monotone, so this never exceeds the
-    # score of a pixel in the tile). Only tiles whose bound reaches LB are searched.
-    tile_max = F.max_pool2d(heatmaps[:, None], _TILE, stride=_TILE, ceil_mode=True)[:, 0]
-    tiles_y, tiles_x = tile_max.shape[1:]
-    tag_low, tag_high = sampler.tile_bounds(_TILE)  # (L, J, ty, tx)
-    tile_ok = torch.zeros((len(pair_people), tiles_y * tiles_x), dtype=torch.bool, device=dev)
-    chunk_pairs = max(1, _CHUNK_ELEMENTS // (tiles_y * tiles_x))
-    for start in range(0, len(pair_people), chunk_pairs):
-        sl = slice(start, start + chunk_pairs)
-        gap2: torch.Tensor | None = None
-        for component in range(sampler.num_tags):
-            p = qprev[sl, component, None, None]
-            gap = torch.clamp(
-                torch.maximum(tag_low[component, qj[sl]] - p, p - tag_high[component, qj[sl]]),
-                min=0.0,
-            )
-            gap2 = gap * gap if gap2 is None else gap2 + gap * gap
-        assert gap2 is not None
-        upper = tile_max[qj[sl]] - torch.round(torch.sqrt(gap2))
-        tile_ok[sl] = (upper >= lower[sl, None, None]).reshape(upper.shape[0], -1)
-
-    best_val = torch.full_like(lower, -torch.inf)
     best_pix = torch.zeros_like(qj)
     for j in torch.unique(qj).tolist():
         sel = torch.nonzero(qj == j).flatten()
@@ -554,8 +578,183 @@ def refine_people(
             better = c_val > j_best_val
             j_best_val = torch.where(better, c_val, j_best_val)
             j_best_pix = torch.where(better, cand[start + c_arg], j_best_pix)
-        best_val[sel] = j_best_val
         best_pix[sel] = j_best_pix
+
+    return best_pix
+
+
+def _search_sparse(
+    det: torch.Tensor,
+    sampler: TagSampler,
+    qj: torch.Tensor,
+    qprev: torch.Tensor,
+    lower: torch.Tensor,
+    tile_ok: torch.Tensor,
+    tiles_yx: tuple[int, int],
+) -> torch.Tensor:
+    """Exact first argmax per pair over exactly its own candidate tiles, all pairs at once
+    (segment max with a smallest-index tie-break). Returns (Q,) flat pixel indices."""
+    dev = det.device
+    num_pairs = qj.shape[0]
+    tiles_y, tiles_x = tiles_yx
+    num_pixels = det.shape[1]
+    width = sampler.width
+    height = sampler.height
+    inner = torch.arange(_TILE, device=dev)
+    pair_ids, tile_ids = torch.nonzero(tile_ok, as_tuple=True)
+    best_val = torch.full((num_pairs,), -torch.inf, dtype=torch.float32, device=dev)
+    best_pix = torch.zeros((num_pairs,), dtype=torch.long, device=dev)
+    step = max(1, _CHUNK_ELEMENTS // (_TILE * _TILE))
+    for start in range(0, pair_ids.numel(), step):
+        q = pair_ids[start : start + step]
+        t = tile_ids[start : start + step]
+        rows = torch.div(t, tiles_x, rounding_mode="floor")[:, None] * _TILE + inner
+        cols = (t % tiles_x)[:, None] * _TILE + inner
+        valid = (rows < height)[:, :, None] & (cols < width)[:, None, :]
+        pix = (rows[:, :, None] * width + cols[:, None, :])[valid]
+        q = q[:, None, None].expand(-1, _TILE, _TILE)[valid]
+        joint = qj[q]
+        values = det[joint, pix]
+        keep = values >= lower[q]
+        q, pix, joint, values = q[keep], pix[keep], joint[keep], values[keep]
+        if q.numel() == 0:
+            continue
+        tags = sampler(joint, pix).t()[:, None, :]  # (L, 1, E)
+        prev = qprev[q]  # (E, L)
+        dist2 = None
+        for component in range(tags.shape[0]):
+            diff = tags[component, 0] - prev[:, component]
+            dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+        assert dist2 is not None
+        scores = values - torch.round(torch.sqrt(dist2))
+        chunk_val = torch.full_like(best_val, -torch.inf).scatter_reduce(
+            0, q, scores, reduce="amax"
+        )
+        at_max = scores == chunk_val[q]
+        big = torch.full_like(pix, num_pixels)
+        chunk_pix = torch.full_like(best_pix, num_pixels).scatter_reduce(
+            0, q, torch.where(at_max, pix, big), reduce="amin"
+        )
+        better = (chunk_val > best_val) | ((chunk_val == best_val) & (chunk_pix < best_pix))
+        best_val = torch.where(better, chunk_val, best_val)
+        best_pix = torch.where(better, chunk_pix, best_pix)
+    return best_pix
+
+
+def refine_people(
+    grouped: np.ndarray,
+    heatmaps: torch.Tensor,
+    sampler: TagSampler,
+    sparse_entry_limit: int = 1 << 22,
+) -> np.ndarray:
+    """Official `refine` for every person at once; fills joints whose value is 0.
+
+    Finds, for every (person, missing joint) pair, the exact first row-major argmax of
+    det_j - round(||tag_j - prev||) over the full map (prev = mean tag of the person's detected
+    joints) by branch and bound instead of scanning the full map per pair:
+
+    1. per 8 x 8 tile, an upper bound of the score: tile max of det_j minus the rounded
+       distance from prev to the tile's tag box (round is monotone, so no pixel of the tile
+       scores more);
+    2. a lower bound LB per pair: the exact best score over its 4 best tiles;
+    3. the exact search runs only over tiles whose bound reaches LB and pixels with
+       det_j >= LB, either as one sparse batch of (pair, pixel) entries with a segment max
+       (smallest index on ties) or, when that would exceed `sparse_entry_limit` entries, joint
+       by joint over the union of the pairs' tiles (dense tag projection when large).
+
+    The result equals the official full scan (the worst case, e.g. random-weight maps, is a
+    full scan); only the amount of work changes.
+
+    Args:
+        grouped: (P, J, 3 + L) float32 after adjust.
+        heatmaps: (J, H, W) aggregated maps.
+        sampler: tags on the same grid.
+        sparse_entry_limit: switch to the per-joint search above this many entries.
+
+    Returns:
+        A float32 copy of `grouped` with refined joints filled (their tag columns stay 0).
+    """
+    out = grouped.astype(np.float32, copy=True)
+    num_people = out.shape[0]
+    if num_people == 0:
+        return out
+    dev = heatmaps.device
+    num_joints, height, width = heatmaps.shape
+    det = heatmaps.reshape(num_joints, -1)
+    found = out[:, :, 2] > 0
+    missing_np = out[:, :, 2] == 0
+    if not missing_np.any():
+        return out
+
+    # Mean tag of each person's detected joints, summed in joint order in float32 (as numpy's
+    # axis-0 mean of the official list does).
+    xs = torch.as_tensor(out[:, :, 0].astype(np.int32).astype(np.int64), device=dev)
+    ys = torch.as_tensor(out[:, :, 1].astype(np.int32).astype(np.int64), device=dev)
+    pix = torch.clamp(ys, 0, height - 1) * width + torch.clamp(xs, 0, width - 1)
+    joint_ids = torch.arange(num_joints, device=dev)[None, :].expand(num_people, -1)
+    person_tags = sampler(joint_ids, pix)  # (P, J, L)
+    found_t = torch.as_tensor(found, device=dev)
+    acc = torch.zeros((num_people, sampler.num_tags), dtype=torch.float32, device=dev)
+    for j in range(num_joints):
+        acc = acc + torch.where(found_t[:, j, None], person_tags[:, j].float(), 0.0)
+    counts = found_t.sum(dim=1, keepdim=True).to(torch.float32)
+    prev = acc / counts  # a person without any value > 0 gives NaN, like numpy's empty mean
+
+    pair_people, pair_joints = np.nonzero(missing_np)
+    qp = torch.as_tensor(pair_people, device=dev)
+    qj = torch.as_tensor(pair_joints, device=dev)
+    qprev = prev[qp]
+
+    num_pixels = height * width
+    lower = torch.full((len(pair_people),), -torch.inf, dtype=torch.float32, device=dev)
+
+    # Upper bound of the score per (pair, tile): tile max of det_j minus the rounded distance
+    # from the mean tag to the tile's tag box (round is monotone, so this never exceeds the
+    # score of a pixel in the tile). Only tiles whose bound reaches LB are searched.
+    tile_max = _tile_max(heatmaps, _TILE)
+    tiles_y, tiles_x = tile_max.shape[1:]
+    tag_low, tag_high = sampler.tile_bounds(_TILE)  # (L, J, ty, tx)
+    upper_all = torch.empty((len(pair_people), tiles_y * tiles_x), dtype=torch.float32, device=dev)
+    chunk_pairs = max(1, _CHUNK_ELEMENTS // (tiles_y * tiles_x))
+    for start in range(0, len(pair_people), chunk_pairs):
+        sl = slice(start, start + chunk_pairs)
+        gap2: torch.Tensor | None = None
+        for component in range(sampler.num_tags):
+            p = qprev[sl, component, None, None]
+            gap = torch.clamp(
+                torch.maximum(tag_low[component, qj[sl]] - p, p - tag_high[component, qj[sl]]),
+                min=0.0,
+            )
+            gap2 = gap * gap if gap2 is None else gap2 + gap * gap
+        assert gap2 is not None
+        upper = tile_max[qj[sl]] - torch.round(torch.sqrt(gap2))
+        upper_all[sl] = upper.reshape(upper.shape[0], -1)
+    upper_all = torch.nan_to_num(upper_all, nan=-torch.inf)
+
+    # Tighten LB with an exact search of each pair's most promising tiles.
+    num_best = min(_BEST_TILES, upper_all.shape[1])
+    best_tiles = upper_all.topk(num_best, dim=1).indices  # (Q, m)
+    inner = torch.arange(_TILE, device=dev)
+    rows = torch.clamp(
+        torch.div(best_tiles, tiles_x, rounding_mode="floor")[..., None] * _TILE + inner,
+        max=height - 1,
+    )  # (Q, m, T)
+    cols = torch.clamp((best_tiles % tiles_x)[..., None] * _TILE + inner, max=width - 1)
+    tile_pix = (rows[..., :, None] * width + cols[..., None, :]).reshape(len(pair_people), -1)
+    tile_tags = sampler(qj[:, None].expand_as(tile_pix), tile_pix).permute(2, 0, 1)
+    tile_det = det[qj[:, None], tile_pix]
+    tile_scores = torch.nan_to_num(
+        _refine_scores(tile_det, tile_tags, qprev).amax(dim=1), nan=-torch.inf
+    )
+    lower = torch.maximum(lower, tile_scores)
+    tile_ok = upper_all >= lower[:, None]
+
+    entries = int(tile_ok.sum()) * _TILE * _TILE
+    if entries <= sparse_entry_limit:
+        best_pix = _search_sparse(det, sampler, qj, qprev, lower, tile_ok, (tiles_y, tiles_x))
+    else:
+        best_pix = _search_per_joint(det, sampler, qj, qprev, lower, tile_ok, (tiles_y, tiles_x),
+                                     (height, width))
 
     # People with a NaN mean tag: numpy's argmax of an all-NaN map is pixel 0.
     best_pix = torch.where(torch.isnan(qprev).any(dim=1), 0, best_pix)
@@ -598,7 +797,9 @@ def parse_bottom_up(
             f"tag grid {(sampler.height, sampler.width)} != heatmap grid {(height, width)}"
         )
     heatmaps = heatmaps.float()
-    val_k, ind_k, tag_k = top_k_candidates(heatmaps, sampler, params.max_people, params.nms_kernel)
+    val_k, ind_k, tag_k = top_k_candidates(
+        heatmaps, sampler, params.max_people, params.nms_kernel, above=params.detection_threshold
+    )
     val_np = val_k.cpu().numpy().astype(np.float32)
     ind_np = ind_k.cpu().numpy()
     tag_np = tag_k.cpu().numpy().astype(np.float32)

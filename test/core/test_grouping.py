@@ -14,6 +14,7 @@ from pose_core import group_bottom_up
 from pose_core.grouping import DenseTags, GroupingParams, ResizedTags, parse_bottom_up
 from pose_core.grouping.nms import heatmap_nms, oks_nms
 from pose_core.grouping.reference_parser import reference_parse
+from pose_core.grouping.tag_grouping import refine_people, top_k_candidates
 from pose_core.keypoint_specs import COCO_17
 
 XY_TOL = 1e-3  # heatmap pixels
@@ -36,11 +37,17 @@ def _assert_same_people(grouped: np.ndarray, expected: np.ndarray) -> None:
 
 def test_synthetic_candidates_match_official(synthetic: dict[str, np.ndarray]) -> None:
     heatmaps = torch.from_numpy(synthetic["heatmaps"][0])
-    result = parse_bottom_up(heatmaps, DenseTags(torch.from_numpy(synthetic["tags"][0])),
-                             GroupingParams())
-    np.testing.assert_array_equal(result.loc_k, synthetic["loc_k"][0])
-    np.testing.assert_allclose(result.val_k, synthetic["val_k"][0], atol=1e-7, rtol=0)
-    np.testing.assert_allclose(result.tag_k, synthetic["tag_k"][0], atol=1e-7, rtol=0)
+    sampler = DenseTags(torch.from_numpy(synthetic["tags"][0]))
+    val_k, ind_k, tag_k = top_k_candidates(heatmaps, sampler, 30, 5)
+    loc_k = torch.stack((ind_k % 160, ind_k // 160), dim=-1).numpy()
+    np.testing.assert_array_equal(loc_k, synthetic["loc_k"][0])
+    np.testing.assert_allclose(val_k.numpy(), synthetic["val_k"][0], atol=1e-7, rtol=0)
+    np.testing.assert_allclose(tag_k.numpy(), synthetic["tag_k"][0], atol=1e-7, rtol=0)
+    # thresholded variant: same entries above the threshold, in the same order
+    val_t, ind_t, _ = top_k_candidates(heatmaps, sampler, 30, 5, above=0.1)
+    above = val_k > 0.1
+    assert torch.equal(val_t > 0.1, above)
+    assert torch.equal(val_t[above], val_k[above]) and torch.equal(ind_t[above], ind_k[above])
 
 
 @pytest.mark.parametrize("refine", [True, False])
@@ -104,19 +111,29 @@ def test_batched_refine_matches_loop_reference(seed: int) -> None:
     result = parse_bottom_up(torch.from_numpy(det), DenseTags(torch.from_numpy(tags)), params)
     np.testing.assert_array_equal(result.grouped, grouped)
     np.testing.assert_allclose(result.scores, scores, atol=1e-7, rtol=0)
+    # both exact search strategies (sparse entries / per joint) give the same people
+    unrefined = parse_bottom_up(torch.from_numpy(det), DenseTags(torch.from_numpy(tags)),
+                                GroupingParams(refine=False)).grouped
+    for limit in (0, 1 << 30):
+        refined = refine_people(unrefined, torch.from_numpy(det),
+                                DenseTags(torch.from_numpy(tags)), sparse_entry_limit=limit)
+        np.testing.assert_array_equal(refined, grouped)
 
 
-def test_resized_tags_equal_projected_maps() -> None:
+@pytest.mark.parametrize("size_hw", [(48, 72), (61, 97)])
+def test_resized_tags_equal_projected_maps(size_hw: tuple[int, int]) -> None:
     gen = torch.Generator().manual_seed(0)
     low = torch.randn(2, 17, 24, 36, generator=gen)
-    sampler = ResizedTags(low, (48, 72))
-    dense = torch.nn.functional.interpolate(low, size=(48, 72), mode="bilinear",
+    sampler = ResizedTags(low, size_hw)
+    dense = torch.nn.functional.interpolate(low, size=size_hw, mode="bilinear",
                                             align_corners=False)
     joints = torch.randint(0, 17, (500,), generator=gen)
-    pixels = torch.randint(0, 48 * 72, (500,), generator=gen)
+    pixels = torch.randint(0, size_hw[0] * size_hw[1], (500,), generator=gen)
     expected = dense.reshape(2, 17, -1)[:, joints, pixels].t()
-    torch.testing.assert_close(sampler(joints, pixels), expected, atol=1e-6, rtol=0)
-    torch.testing.assert_close(sampler.dense(3), dense[:, 3].reshape(2, -1), atol=1e-6, rtol=0)
+    # x2 (the estimator's case) agrees to rounding; other ratios to ~5e-6 (weight rounding)
+    tol = 1e-6 if size_hw == (48, 72) else 1e-5
+    torch.testing.assert_close(sampler(joints, pixels), expected, atol=tol, rtol=0)
+    torch.testing.assert_close(sampler.dense(3), dense[:, 3].reshape(2, -1), atol=tol, rtol=0)
     lower, upper = sampler.tile_bounds(8)
     pooled_max = torch.nn.functional.max_pool2d(dense, 8, stride=8, ceil_mode=True)
     pooled_min = -torch.nn.functional.max_pool2d(-dense, 8, stride=8, ceil_mode=True)

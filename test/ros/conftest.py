@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +22,12 @@ FASTDDS_PROFILE = REPO_ROOT / "config" / "fastdds_shm.xml"
 TINY_MODEL = "higherhrnet_lite_w16_256_coco"
 
 _domains = itertools.count()
+_DOMAIN_OFFSET = random.SystemRandom().randrange(230)
 
 
 def _next_domain_id() -> int:
-    """A domain id in [1, 200] unlikely to collide with another pytest process."""
-    return 1 + (os.getpid() * 7 + next(_domains)) % 200
+    """A domain id in [1, 230], random per process, so parallel pytest runs rarely meet."""
+    return 1 + (_DOMAIN_OFFSET + next(_domains)) % 230
 
 
 @pytest.fixture(scope="session", autouse=True)

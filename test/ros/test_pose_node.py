@@ -132,7 +132,9 @@ def _start_harness(
     try:
         yield harness
     finally:
-        executor.shutdown()
+        executor.remove_node(pose)
+        executor.remove_node(test_node)
+        executor.shutdown(timeout_sec=5.0)
         spinner.join(5.0)
         pose.destroy_node()
         test_node.destroy_node()
@@ -577,10 +579,15 @@ def test_python_m_pose_node_runs_as_a_separate_process(
     executor = MultiThreadedExecutor(num_threads=2, context=ros_context)
     executor.add_node(node)
     received: list[PersonArray] = []
-    node.create_subscription(PersonArray, "people", received.append, RELIABLE)
+    header = Header(stamp=_stamp(5), frame_id="external")
+
+    def on_people(msg: PersonArray) -> None:
+        if msg.header == header:
+            received.append(msg)
+
+    node.create_subscription(PersonArray, "people", on_people, RELIABLE)
     publisher = node.create_publisher(Image, "image", RELIABLE)
     scene = SyntheticVideo(640, 480, num_people=2, fps=10.0, seed=8).frame(0)
-    header = Header(stamp=_stamp(5), frame_id="external")
     try:
         deadline = time.monotonic() + 90.0
         while not received and time.monotonic() < deadline:

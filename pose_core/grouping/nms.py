@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-__all__ = ["heatmap_nms", "oks_iou", "oks_nms"]
+__all__ = ["heatmap_nms", "local_maxima", "window_max", "oks_iou", "oks_nms"]
 
 
 def heatmap_nms(heatmaps: torch.Tensor, kernel: int = 5) -> torch.Tensor:
@@ -28,26 +29,39 @@ def heatmap_nms(heatmaps: torch.Tensor, kernel: int = 5) -> torch.Tensor:
     """
     if kernel < 1 or kernel % 2 == 0:
         raise ValueError(f"nms kernel must be a positive odd integer, got {kernel}")
-    pooled = _window_max(_window_max(heatmaps, kernel // 2, -1), kernel // 2, -2)
-    return heatmaps * (pooled == heatmaps).to(heatmaps.dtype)
+    return heatmaps * local_maxima(heatmaps, kernel).to(heatmaps.dtype)
 
 
-def _window_max(maps: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
-    """Max over [i - radius, i + radius] along `dim`, out-of-range treated as -inf.
+def local_maxima(heatmaps: torch.Tensor, kernel: int = 5) -> torch.Tensor:
+    """Boolean (..., H, W): the pixel equals the max of its k x k window (-inf outside)."""
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"nms kernel must be a positive odd integer, got {kernel}")
+    pooled = window_max(window_max(heatmaps, kernel, -1), kernel, -2)
+    return pooled == heatmaps
 
-    Equal to max_pool with that window, stride 1 and padding `radius` (max is exact); a k x k
-    window is the composition of the 1-D windows along both axes.
+
+def window_max(maps: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
+    """Centred sliding max of odd width `kernel` along `dim` (-2 or -1), -inf padding.
+
+    Equal to max_pool with that window, stride 1 and padding kernel // 2 (max is exact); built
+    from doubling windows (log2(kernel) + 1 elementwise maxima instead of kernel - 1).
     """
-    out = maps.clone()
+    radius = kernel // 2
+    if radius == 0:
+        return maps
+    pad = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
+    padded = F.pad(maps, pad, value=-torch.inf)
     size = maps.shape[dim]
-    for shift in range(1, min(radius, size - 1) + 1):
-        ahead = maps.narrow(dim, shift, size - shift)
-        behind = maps.narrow(dim, 0, size - shift)
-        head = out.narrow(dim, 0, size - shift)
-        head.copy_(torch.maximum(head, ahead))
-        tail = out.narrow(dim, shift, size - shift)
-        tail.copy_(torch.maximum(tail, behind))
-    return out
+    covered = 1
+    acc = padded
+    while covered * 2 <= kernel:
+        length = acc.shape[dim] - covered
+        acc = torch.maximum(acc.narrow(dim, 0, length), acc.narrow(dim, covered, length))
+        covered *= 2
+    if covered < kernel:
+        rest = kernel - covered
+        acc = torch.maximum(acc.narrow(dim, 0, size), acc.narrow(dim, rest, size))
+    return acc.narrow(dim, 0, size)
 
 
 def oks_iou(

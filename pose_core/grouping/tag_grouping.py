@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from pose_core.grouping.nms import heatmap_nms
+from pose_core.grouping.nms import heatmap_nms, local_maxima
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 from pose_core.structures import Poses
 
@@ -321,12 +321,10 @@ def top_k_candidates(
     num_joints, height, width = heatmaps.shape
     k = min(k, height * width)
     if above is not None and above >= 0:
-        mask = heatmaps > above
-        count = int(mask.sum())
-        if count * 8 <= mask.numel():
-            val_k, ind_k = _sparse_nms_top_k(heatmaps, mask, k, nms_kernel)
-            joints = torch.arange(num_joints, device=heatmaps.device)[:, None].expand_as(ind_k)
-            return val_k, ind_k, sampler(joints, ind_k)
+        mask = local_maxima(heatmaps, nms_kernel) & (heatmaps > above)
+        val_k, ind_k = _top_k_of_mask(heatmaps, mask, k)
+        joints = torch.arange(num_joints, device=heatmaps.device)[:, None].expand_as(ind_k)
+        return val_k, ind_k, sampler(joints, ind_k)
     suppressed = heatmap_nms(heatmaps, nms_kernel).reshape(num_joints, -1)
     val_k, ind_k = suppressed.topk(k, dim=1)
     joints = torch.arange(num_joints, device=heatmaps.device)[:, None].expand_as(ind_k)
@@ -334,28 +332,17 @@ def top_k_candidates(
     return val_k, ind_k, tag_k
 
 
-def _sparse_nms_top_k(
-    heatmaps: torch.Tensor, mask: torch.Tensor, k: int, nms_kernel: int
+def _top_k_of_mask(
+    heatmaps: torch.Tensor, mask: torch.Tensor, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k local maxima among the masked pixels (window max by gathers, borders clamped:
-    a clamped index stays inside the window, so the max is unchanged)."""
+    """Per joint, the k largest values among the masked pixels (zeros fill the rest)."""
     num_joints, height, width = heatmaps.shape
     dev = heatmaps.device
-    joint, y, x = torch.nonzero(mask, as_tuple=True)
-    values = heatmaps[joint, y, x]
-    radius = nms_kernel // 2
-    window = values.clone()
-    for dy in range(-radius, radius + 1):
-        yy = torch.clamp(y + dy, 0, height - 1)
-        for dx in range(-radius, radius + 1):
-            if dy == 0 and dx == 0:
-                continue
-            window = torch.maximum(window, heatmaps[joint, yy, torch.clamp(x + dx, 0, width - 1)])
-    keep = window == values
-    joint, values, pixels = joint[keep], values[keep], (y * width + x)[keep]
-    # per joint, descending value (ties: smaller pixel index first)
-    order = torch.argsort(pixels, stable=True)
-    order = order[torch.argsort(values[order], descending=True, stable=True)]
+    joint, y, x = torch.nonzero(mask, as_tuple=True)  # (joint, y, x) lexicographic order
+    pixels = y * width + x
+    values = heatmaps.reshape(-1).take(joint * (height * width) + pixels)
+    # per joint, descending value; equal values keep the row-major order
+    order = torch.argsort(values, descending=True, stable=True)
     order = order[torch.argsort(joint[order], stable=True)]
     joint, values, pixels = joint[order], values[order], pixels[order]
     counts = torch.bincount(joint, minlength=num_joints)
@@ -614,7 +601,7 @@ def _search_sparse(
         pix = (rows[:, :, None] * width + cols[:, None, :])[valid]
         q = q[:, None, None].expand(-1, _TILE, _TILE)[valid]
         joint = qj[q]
-        values = det[joint, pix]
+        values = det.reshape(-1).take(joint * num_pixels + pix)
         keep = values >= lower[q]
         q, pix, joint, values = q[keep], pix[keep], joint[keep], values[keep]
         if q.numel() == 0:

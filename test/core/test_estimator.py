@@ -158,3 +158,32 @@ def test_options_and_defaults() -> None:
         PoseEstimator("hrnet_w32_256x192_coco")
     with pytest.raises(ValueError, match="CUDA"):
         TorchBackend(torch.nn.Identity(), "cpu", fp16=True)
+
+
+def test_cli_writes_results_and_drawings(tmp_path: Path) -> None:
+    import json
+
+    import cv2
+
+    from pose_core.inference.cli import main
+
+    model = _model("higherhrnet_lite_w16_256_coco")
+    checkpoint = tmp_path / "lite.pt"
+    torch.save(model.state_dict(), checkpoint)
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(images / "000000000042.png"), rng.integers(0, 255, (80, 100, 3), np.uint8))
+    cv2.imwrite(str(images / "frame_b.png"), rng.integers(0, 255, (60, 90, 3), np.uint8))
+    (images / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "results.json"
+    code = main([str(images), "--out", str(out), "--draw-dir", str(tmp_path / "drawn"),
+                 "--model", "higherhrnet_lite_w16_256_coco", "--checkpoint", str(checkpoint),
+                 "--input-size", "128", "--max-people", "5"])
+    assert code == 0
+    records = json.loads(out.read_text())
+    assert all(r["category_id"] == 1 and len(r["keypoints"]) == 51 for r in records)
+    assert {r["image_id"] for r in records} <= {42, "frame_b"}
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == [
+        "000000000042.jpg", "frame_b.jpg"]
+    assert main([str(tmp_path / "missing"), "--out", str(out)]) == 2

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -257,8 +258,12 @@ def run(args: argparse.Namespace) -> int:
         if context.ok():
             rclpy.shutdown(context=context)
         if camera_process is not None:
-            camera_process.terminate()
-            camera_process.wait(timeout=10)
+            camera_process.send_signal(signal.SIGINT)  # its main() exits cleanly on Ctrl-C
+            try:
+                camera_process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                camera_process.kill()
+                camera_process.wait()
     return 0
 
 

@@ -434,6 +434,9 @@ def test_fuzz_2000_malformed_messages_interleaved_with_valid_ones(
     jpeg = bytes(bgr_to_compressed(scene.image_bgr).data)
     png = bytes(bgr_to_compressed(scene.image_bgr, fmt="png").data)
     raw_messages = [_malformed_raw(rng, scene.image_bgr) for _ in range(1500)]
+    # and real 8K frames, data included (33 MB each): rejected from the header, never converted
+    for position in (10, 700, 1400):
+        raw_messages.insert(position, array_to_image(np.zeros((4320, 7680), np.uint8), "mono8"))
     # libjpeg repairs some corrupt streams (a garbled but valid image): only rejected ones count
     compressed_messages = []
     while len(compressed_messages) < 600:

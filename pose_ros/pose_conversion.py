@@ -68,7 +68,9 @@ def poses_to_person_array(
     # tolist() once: Python floats are much cheaper to assign than numpy scalars.
     keypoint_rows = keypoints.tolist()
     people = []
-    for person_keypoints, score, box in zip(keypoint_rows, scores.tolist(), boxes.tolist()):
+    for person_keypoints, score, box in zip(
+        keypoint_rows, scores.tolist(), boxes.tolist(), strict=True
+    ):
         person = Person()
         person.id = UNTRACKED_ID
         person.score = score
@@ -131,12 +133,12 @@ class PersonArrayBuilder:
         boxes = Poses(keypoints, scores).boxes_xywh(min_score=self.bbox_min_score)
         people = []
         for index, (rows, score, box) in enumerate(
-            zip(keypoints.tolist(), scores.tolist(), boxes.tolist())
+            zip(keypoints.tolist(), scores.tolist(), boxes.tolist(), strict=True)
         ):
             person = self._person(index)
             person.score = score
             person.bbox_x, person.bbox_y, person.bbox_width, person.bbox_height = box
-            for keypoint, (x, y, keypoint_score) in zip(person.keypoints, rows):
+            for keypoint, (x, y, keypoint_score) in zip(person.keypoints, rows, strict=True):
                 keypoint.x, keypoint.y, keypoint.score = x, y, keypoint_score
             people.append(person)
         msg.people = people

@@ -41,6 +41,7 @@ from visualization_msgs.msg import MarkerArray
 
 from pose_core.data.synthetic import SyntheticVideo
 from pose_core.keypoint_specs import COCO_17
+from pose_core.structures import Poses
 from pose_ros.diagnostics import status_values
 from pose_ros.image_conversion import (
     ImageRejected,
@@ -51,7 +52,7 @@ from pose_ros.image_conversion import (
     image_to_bgr,
 )
 from pose_ros.msg import PersonArray
-from pose_ros.pose_conversion import person_array_to_poses
+from pose_ros.pose_conversion import person_array_to_poses, poses_to_person_array
 from pose_ros.pose_node import PoseNode
 from pose_ros.synthetic_camera import SyntheticCameraNode
 
@@ -629,3 +630,21 @@ def test_shipped_model_finds_the_synthetic_people(ros_context: rclpy.Context) ->
         header = Header(stamp=_stamp(50), frame_id="cam")
         answer = _send_and_wait(harness, publisher, bgr_to_image(blank, header))
         assert len(answer.people) == 0
+
+
+def test_accuracy_check_itself_accepts_ground_truth_and_refuses_shifted_people() -> None:
+    """`assert_people_match` (used once the shipped model exists) is checked on ground truth."""
+    scene = SyntheticVideo(320, 240, num_people=3, fps=10.0, seed=11).frame(0)
+    truth = scene.keypoints.copy()
+    as_detected = truth.copy()
+    as_detected[..., :2] += 0.5  # pixel centres -> pixel-corner origin of the message
+    as_detected[..., 2] = (truth[..., 2] > 0).astype(np.float32)
+    msg = poses_to_person_array(
+        Poses(as_detected, np.ones(len(truth))), Header(), (320, 240), COCO_17
+    )
+    assert_people_match(msg, truth)
+    shifted = as_detected.copy()
+    shifted[..., 0] += 3 * ACCURACY_MAX_MEDIAN_ERROR_PX
+    msg = poses_to_person_array(Poses(shifted, np.ones(len(truth))), Header(), (320, 240), COCO_17)
+    with pytest.raises(AssertionError, match="matched 0 of"):
+        assert_people_match(msg, truth)

@@ -1,5 +1,8 @@
 """Task glue for the training loop: model, dataset, loss and validation of one task.
 
+- `TopDownTask` (HRNet / DarkPose): `TopDownDataset` crops (GT boxes, HRNet augmentation,
+  standard or DARK targets), `JointsMSELoss` with target weights, and validation through the
+  top-down `PoseEstimator` on GT boxes or a detection-results JSON.
 - `BottomUpTask` (HigherHRNet): `BottomUpDataset` samples (heatmaps at 1/4 and 1/2 of the input,
   masks, AE joint indices), `BottomUpLoss`, and validation that runs the model over the held-out
   images the way the official test does (resize, flip test, aggregation, `group_bottom_up`),
@@ -15,6 +18,7 @@ import pathlib
 from typing import Any, Mapping, Sequence
 
 import cv2
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -31,6 +35,7 @@ from pose_core.structures import Poses
 
 __all__ = [
     "BottomUpTask",
+    "TopDownTask",
     "build_task",
     "build_model_from_config",
     "bottom_up_output_sizes",
@@ -215,12 +220,149 @@ class BottomUpTask:
         )
 
 
-def build_task(config: TrainConfig) -> BottomUpTask:
-    """The task object of an experiment (`config.task`)."""
-    if config.task == "bottom_up":
-        return BottomUpTask(
-            config.model, config.data, config.codec, config.loss, config.validation, config.seed
+class TopDownTask:
+    """HRNet / DarkPose training: person crops, joints MSE with target weights, and validation
+    of the crops given by GT boxes or a detection-results JSON (`data.person_boxes`).
+
+    Args: as `BottomUpTask`; `data.input_size` is (w, h); `codec.encoding` selects the HRNet
+    ("standard") or DARK ("dark") targets and the matching decoder at validation.
+    """
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        data: DataConfig,
+        codec: CodecConfig,
+        loss: LossConfig,
+        validation: ValidationConfig,
+        seed: int = 0,
+    ) -> None:
+        from pose_core.models import model_info
+
+        self.model_config = model
+        self.data = data
+        self.codec = codec
+        self.validation_config = validation
+        self.seed = seed
+        self.info = model_info(model.name)
+        self.spec = self.info.keypoints
+        if len(data.input_size) != 2:
+            raise ValueError("top-down data.input_size must be [w, h]")
+        self.image_wh = (int(data.input_size[0]), int(data.input_size[1]))
+        self.heatmap_wh = (self.image_wh[0] // 4, self.image_wh[1] // 4)
+        self._loss: nn.Module | None = None
+
+    def build_model(self) -> nn.Module:
+        return build_model_from_config(self.model_config)
+
+    def _records(self, annotations: str, images: str) -> list[Any]:
+        from pose_core.data.coco import load_coco_keypoints
+
+        return load_coco_keypoints(
+            _resolve(annotations), self.spec, image_dir=_resolve(images) if images else None,
+            dataset=self.data.dataset,
         )
-    raise NotImplementedError(
-        f"task {config.task!r}: only 'bottom_up' training is wired into pose-train so far"
+
+    def train_dataset(self) -> Dataset:
+        from pose_core.data.top_down_dataset import (
+            COCO_UPPER_BODY_IDS,
+            TopDownDataset,
+            instances_from_records,
+        )
+
+        records = self._records(self.data.train_annotations, self.data.train_images)
+        instances = instances_from_records(records, self.image_wh[0] / self.image_wh[1])
+        return TopDownDataset(
+            instances,
+            self.spec,
+            image_wh=self.image_wh,
+            heatmap_wh=self.heatmap_wh,
+            sigma=self.codec.sigma,
+            encoding=self.codec.encoding,
+            augment=True,
+            seed=self.seed,
+            scale_factor=self.data.max_scale - 1.0,
+            rotation_factor=self.data.max_rotation,
+            flip_prob=self.data.flip,
+            half_body_prob=self.data.half_body_prob,
+            upper_body_ids=COCO_UPPER_BODY_IDS if self.spec.name == "coco" else (),
+            num_joints_half_body=self.data.half_body_min_joints,
+            mean=self.info.mean,
+            std=self.info.std,
+        )
+
+    def inputs(self, batch: Mapping[str, Any], device: torch.device) -> Tensor:
+        return batch["image"].to(device, non_blocking=True)
+
+    def loss(
+        self, outputs: Any, batch: Mapping[str, Any], device: torch.device
+    ) -> dict[str, Tensor]:
+        if self._loss is None:
+            from pose_core.losses.heatmap_loss import JointsMSELoss
+
+            self._loss = JointsMSELoss(use_target_weight=True)
+        heatmaps = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+        target = batch["target"].to(device, non_blocking=True)
+        weight = batch["target_weight"].to(device, non_blocking=True)
+        return {"heatmaps": self._loss(heatmaps, target, weight)}
+
+    def _boxes(self, records: Sequence[Any]) -> dict[int, list[list[float]]]:
+        boxes: dict[int, list[list[float]]] = {int(r.image_id): [] for r in records}
+        if self.data.person_boxes == "gt":
+            for record in records:
+                for ann in record.annotations:
+                    if ann.area > 0 and not ann.iscrowd:
+                        boxes[int(record.image_id)].append([*map(float, ann.bbox), 1.0])
+            return boxes
+        import json
+
+        path = _resolve(self.data.person_boxes)
+        if not path.is_file():
+            raise FileNotFoundError(f"data.person_boxes: detection results not found: {path}")
+        for det in json.loads(path.read_text()):
+            if det.get("category_id", 1) == 1 and int(det["image_id"]) in boxes:
+                boxes[int(det["image_id"])].append([*map(float, det["bbox"]),
+                                                    float(det["score"])])
+        return boxes
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
+        """AP with the validation boxes through `PoseEstimator` (top-down path)."""
+        if not self.data.val_annotations:
+            return None
+        from pose_core.inference import PoseEstimator
+        from pose_core.inference.backends import TorchBackend
+
+        records = self._records(self.data.val_annotations, self.data.val_images)
+        if self.data.val_max_images > 0:
+            records = records[: self.data.val_max_images]
+        estimator = PoseEstimator(
+            self.model_config.name,
+            backend=TorchBackend(model, device),
+            flip_test=self.validation_config.flip_test,
+            top_down_decoder="dark" if self.codec.encoding == "dark" else "quarter",
+        )
+        boxes = self._boxes(records)
+        image_ids: list[int] = []
+        predictions: list[Poses] = []
+        for record in records:
+            image = cv2.imread(str(record.path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+            if image is None:
+                raise FileNotFoundError(f"cannot read validation image {record.path}")
+            found = boxes[int(record.image_id)]
+            predictions.append(
+                estimator(image, np.asarray(found, np.float64))
+                if found else Poses.empty(self.spec.num_keypoints)
+            )
+            image_ids.append(int(record.image_id))
+        return evaluate_coco_keypoints(
+            _resolve(self.data.val_annotations), image_ids, predictions, self.spec,
+            self.data.dataset,
+        )
+
+
+def build_task(config: TrainConfig) -> BottomUpTask | TopDownTask:
+    """The task object of an experiment (`config.task`)."""
+    task_class = BottomUpTask if config.task == "bottom_up" else TopDownTask
+    return task_class(
+        config.model, config.data, config.codec, config.loss, config.validation, config.seed
     )

@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "group_bottom_up": "pose_core.grouping",
     "dark_decode": "pose_core.codecs.refinement",
     "PoseEstimator": "pose_core.inference",
+    "draw_poses": "pose_core.visualization",
     "DEFAULT_MODEL": "pose_core.default_model",
     "default_checkpoint_path": "pose_core.default_model",
 }

@@ -8,8 +8,10 @@ back-projection to image pixels.
 - batched: `merge_stage_outputs` + `aggregate_scales` (lazy tag projection) +
   `parse_bottom_up` + `back_project_centre_aligned`.
 - loop reference: the official structure: every heatmap and tag map projected in full,
-  `reference_parse` (per-person adjust and full-map refine loops, numpy), per-person
-  back-projection.
+  `reference_parse` (per-person adjust and full-map refine loops over all joints, numpy, as the
+  official `HeatmapParser.refine`), per-person back-projection.
+- also reported: the refine stage alone (batched `refine_people` vs the per-person loop) on the
+  same adjusted people and maps.
 
 Synthetic raw outputs: P people with Gaussian joints (sigma 2 at 1/4, 4 at 1/2 resolution,
 about 15% joints missing), per-person tags with small noise on the body, noisy tags elsewhere,
@@ -36,7 +38,8 @@ import torch.nn.functional as F
 
 from pose_core.geometry import affine_matrix, apply_affine, back_project_centre_aligned
 from pose_core.grouping import GroupingParams, parse_bottom_up
-from pose_core.grouping.reference_parser import reference_parse
+from pose_core.grouping.reference_parser import _refine_one, reference_parse
+from pose_core.grouping.tag_grouping import refine_people
 from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs
 from pose_core.keypoint_specs import COCO_17
 
@@ -138,6 +141,18 @@ def loop_reference_path(
     return keypoints, scores
 
 
+def refine_stage_inputs(raw: RawOutputs, params: GroupingParams):
+    """Aggregated maps and the adjusted people before refine (input of the refine stage)."""
+    maps = merge_stage_outputs(raw.outputs, raw.flip_outputs, 17, COCO_17.flip_index)
+    heatmaps, tags = aggregate_scales([maps], INPUT_WH)
+    unrefined = parse_bottom_up(
+        heatmaps, tags, GroupingParams(**{**params.__dict__, "refine": False})
+    ).grouped
+    dense_tags = torch.stack([tags.dense(j) for j in range(17)])  # (J, L, H * W)
+    dense_tags = dense_tags.reshape(17, tags.num_tags, INPUT_WH[1], INPUT_WH[0])
+    return heatmaps, tags, unrefined, dense_tags.permute(0, 2, 3, 1).contiguous()
+
+
 def _time(fn: Callable[[], object], repeats: int, device: torch.device) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -190,8 +205,26 @@ def main(argv: list[str] | None = None) -> None:
                 lambda: loop_reference_path(cpu_raw, params), args.reference_repeats,
                 torch.device("cpu"),
             )
+            heat, sampler, unrefined, dense = refine_stage_inputs(cpu_raw, params)
+            det_np, tags_np = heat.numpy(), dense.numpy()
+            refine_loop = _time(
+                lambda: [_refine_one(det_np, tags_np, person) for person in unrefined],
+                args.reference_repeats, torch.device("cpu"),
+            )
+            heat_d = heat.to(device)
+            sampler_d = aggregate_scales(
+                [merge_stage_outputs(raw.outputs, raw.flip_outputs, 17, COCO_17.flip_index)],
+                INPUT_WH,
+            )[1]
+            refine_batched = _time(
+                lambda: refine_people(unrefined, heat_d, sampler_d), args.repeats, device
+            )
             row.update(
                 {
+                    "refine_batched_median_ms": 1e3 * statistics.median(refine_batched),
+                    "refine_loop_median_ms": 1e3 * statistics.median(refine_loop),
+                    "refine_speedup": statistics.median(refine_loop)
+                    / statistics.median(refine_batched),
                     "same_people": same,
                     "reference_median_ms": 1e3 * statistics.median(reference),
                     "speedup": statistics.median(reference) / statistics.median(batched),

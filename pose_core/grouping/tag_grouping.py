@@ -17,9 +17,10 @@ in heatmap pixels of those maps, x (column) first. Outputs keep the official con
 stored coordinate is pixel index + 0.5 +- 0.25.
 
 Where things run: NMS, top-k, tag gathering, adjust and refine are torch ops on the maps'
-device; refine handles all (person, joint) pairs at once with an exact branch-and-bound (a
-lower bound from a sample of pixels, then only pixels whose value reaches it; see
-`_refine_batched`). Tag matching is a sequential state machine over J joints on at most
+device; refine handles all (person, missing joint) pairs at once with an exact branch and
+bound over 8 x 8 tiles (upper bounds from tile maxima and tag boxes, a lower bound from each
+pair's best tiles, then an exact search of the remaining tiles; see `refine_people`).
+Tag matching is a sequential state machine over J joints on at most
 `max_people` x `max_people` arrays; it runs on the host after a single device-to-host copy of the
 candidates, next to the assignment solver, so a GPU does not sync once per joint.
 
@@ -729,7 +730,7 @@ def refine_people(
     cols = torch.clamp((best_tiles % tiles_x)[..., None] * _TILE + inner, max=width - 1)
     tile_pix = (rows[..., :, None] * width + cols[..., None, :]).reshape(len(pair_people), -1)
     tile_tags = sampler(qj[:, None].expand_as(tile_pix), tile_pix).permute(2, 0, 1)
-    tile_det = det[qj[:, None], tile_pix]
+    tile_det = det.reshape(-1).take(qj[:, None] * num_pixels + tile_pix)
     tile_scores = torch.nan_to_num(
         _refine_scores(tile_det, tile_tags, qprev).amax(dim=1), nan=-torch.inf
     )

@@ -5,13 +5,18 @@ Usage:
     python training/benchmark_forward.py higherhrnet_w32_512_coco --size 512x512 --repeats 10
 
 Reports the median (and min / max) wall time of `--repeats` forwards after `--warmup` untimed
-ones, with `torch.set_num_threads(--threads)`. The machine load (1-min load average) is printed
-because other processes sharing the CPU inflate the numbers. Not a test: run it by hand.
+ones, with `torch.set_num_threads(--threads)`. Weights: by default order-1 random weights (the
+parity fixtures' rule: convs N(0, (0.5 / sqrt(fan_in))^2), BN near identity), because the
+official random init (N(0, 0.001)) drives eval-mode activations into float denormals, which are
+much slower on x86 CPUs and would distort the timing (`--weights official-init` shows it). The
+machine load (1-min load average) is printed because other processes sharing the CPU inflate
+the numbers. Not a test: run it by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -29,6 +34,25 @@ DEFAULT_CASES: tuple[tuple[str, tuple[int, int]], ...] = (
 )
 
 
+def fill_order_one_weights_(model: torch.nn.Module, seed: int = 0) -> None:
+    """In place: conv weights N(0, (0.5/sqrt(fan))^2), BN gamma ~1, beta / mean ~0.1, var ~1."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            if key.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+            elif tensor.dim() >= 2:
+                fan = tensor.numel() // tensor.shape[0]
+                scale = 0.5 / math.sqrt(fan)
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * scale)
+            elif key.endswith(".weight"):
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1 + 1.0)
+            else:
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1)
+
+
 def time_forward(
     name: str,
     size_wh: tuple[int, int],
@@ -36,6 +60,7 @@ def time_forward(
     warmup: int,
     channels_last: bool = False,
     fold_bn: bool = False,
+    official_init: bool = False,
 ) -> tuple[list[float], list[float]]:
     """Wall and process-CPU seconds per forward of `name` on a (1, 3, h, w) normal input.
 
@@ -43,6 +68,8 @@ def time_forward(
     cores than the wall time; with T threads and an idle machine it is about T x wall.
     """
     model = build_model(name).eval()
+    if not official_init:
+        fill_order_one_weights_(model)
     if fold_bn:
         model = fold_batchnorm(model)
     width, height = size_wh
@@ -77,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the convs")
+    parser.add_argument("--weights", choices=("order-one", "official-init"), default="order-one")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cases = (
@@ -86,12 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, threads {torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs, threads {torch.get_num_threads()}, weights {args.weights}, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
     for name, size in cases:
         wall, cpu = time_forward(
-            name, size, args.repeats, args.warmup, args.channels_last, args.fold_bn
+            name, size, args.repeats, args.warmup, args.channels_last, args.fold_bn,
+            args.weights == "official-init",
         )
         print(
             f"{name} {size[0]}x{size[1]}: median {statistics.median(wall):.3f} s "

@@ -123,9 +123,12 @@ class TagSampler(Protocol):
         """(L, H * W) float32: every tag value of one joint, row-major."""
         ...
 
-    def tile_bounds(self, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lower and upper bounds (L, J, ceil(H / tile), ceil(W / tile)) of the tag values in
-        each tile x tile block (may be loose, never tight by less than rounding)."""
+    def tile_bounds(
+        self, tile: int, joints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds (L, J', ceil(H / tile), ceil(W / tile)) of the tag values in
+        each tile x tile block of the given joints (all when None); may be loose, never tighter
+        than the values (rounding included)."""
         ...
 
 
@@ -146,8 +149,11 @@ class DenseTags:
     def dense(self, joint: int) -> torch.Tensor:
         return self._flat[joint].t().contiguous()
 
-    def tile_bounds(self, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
-        maps = self._flat.reshape(-1, self.height, self.width, self.num_tags).permute(3, 0, 1, 2)
+    def tile_bounds(
+        self, tile: int, joints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = self._flat if joints is None else self._flat[joints]
+        maps = flat.reshape(-1, self.height, self.width, self.num_tags).permute(3, 0, 1, 2)
         upper = F.max_pool2d(maps, tile, stride=tile, ceil_mode=True)
         lower = -F.max_pool2d(-maps, tile, stride=tile, ceil_mode=True)
         return lower, upper
@@ -192,10 +198,13 @@ class ResizedTags:
             out.append(top * (1 - wy) + bottom * wy)
         return torch.stack(out, dim=-1)
 
-    def tile_bounds(self, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def tile_bounds(
+        self, tile: int, joints: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # A bilinear value lies between the min and max of its source pixels; the sources of a
         # tile's rows a..b are rows y0[a]..y1[b] (monotone), same for columns.
-        maps = self._maps.reshape(self.num_tags, -1, self._in_h, self._in_w)
+        maps = self._maps if joints is None else self._maps[:, joints]
+        maps = maps.reshape(self.num_tags, -1, self._in_h, self._in_w)
         pooled = self._pooled_bounds(maps, tile)
         if pooled is not None:
             return pooled
@@ -243,7 +252,7 @@ class ResizedTags:
         upper, lower = upper.reshape(shape)[:, :, :ty, :tx], lower.reshape(shape)[:, :, :ty, :tx]
         if upper.shape[2:] != (ty, tx):
             return None
-        margin = 1e-5 * (1.0 + torch.maximum(lower.abs(), upper.abs()))
+        margin = 1e-5 * (1.0 + float(torch.maximum(upper.max(), -lower.min())))
         return lower - margin, upper + margin
 
     def dense(self, joint: int) -> torch.Tensor:
@@ -535,6 +544,15 @@ def _search_per_joint(
     for j in torch.unique(qj).tolist():
         sel = torch.nonzero(qj == j).flatten()
         sel_ok = tile_ok[sel]
+        if int(sel_ok.any(dim=0).sum()) * 4 > sel_ok.shape[1]:
+            # Most of the map: score it densely (the pruned pixels cannot be the maximum).
+            planes = sampler.dense(j)[:, None, :]  # (L, 1, H * W)
+            step = max(1, _CHUNK_ELEMENTS // num_pixels)
+            for start in range(0, len(sel), step):
+                part = sel[start : start + step]
+                scores = _refine_scores(det[j][None], planes, qprev[part])
+                best_pix[part] = scores.argmax(dim=1)
+            continue
         union = sel_ok.any(dim=0).reshape(tiles_y, tiles_x)
         union = union.repeat_interleave(_TILE, 0)[:height].repeat_interleave(_TILE, 1)[:, :width]
         mask = union & (det[j].reshape(height, width) >= lower[sel].min())
@@ -647,8 +665,9 @@ def refine_people(
     2. a lower bound LB per pair: the exact best score over its 4 best tiles;
     3. the exact search runs only over tiles whose bound reaches LB and pixels with
        det_j >= LB, either as one sparse batch of (pair, pixel) entries with a segment max
-       (smallest index on ties) or, when that would exceed `sparse_entry_limit` entries, joint
-       by joint over the union of the pairs' tiles (dense tag projection when large).
+       (smallest index on ties) or joint by joint over the union of the pairs' tiles (dense
+       tag projection when large), whichever a simple cost model says is cheaper (never
+       sparse above `sparse_entry_limit` entries).
 
     The result equals the official full scan (the worst case, e.g. random-weight maps, is a
     full scan); only the amount of work changes.
@@ -657,7 +676,8 @@ def refine_people(
         grouped: (P, J, 3 + L) float32 after adjust.
         heatmaps: (J, H, W) aggregated maps.
         sampler: tags on the same grid.
-        sparse_entry_limit: switch to the per-joint search above this many entries.
+        sparse_entry_limit: never use the sparse search above this many entries (0: always
+            per joint).
 
     Returns:
         A float32 copy of `grouped` with refined joints filled (their tag columns stay 0).
@@ -699,9 +719,13 @@ def refine_people(
     # Upper bound of the score per (pair, tile): tile max of det_j minus the rounded distance
     # from the mean tag to the tile's tag box (round is monotone, so this never exceeds the
     # score of a pixel in the tile). Only tiles whose bound reaches LB are searched.
-    tile_max = _tile_max(heatmaps, _TILE)
+    needed = torch.unique(qj)  # joints with pairs; `slot` maps a joint to its bound row
+    slot = torch.full((num_joints,), -1, dtype=torch.long, device=dev)
+    slot[needed] = torch.arange(len(needed), device=dev)
+    tile_max = _tile_max(heatmaps[needed], _TILE)
     tiles_y, tiles_x = tile_max.shape[1:]
-    tag_low, tag_high = sampler.tile_bounds(_TILE)  # (L, J, ty, tx)
+    tag_low, tag_high = sampler.tile_bounds(_TILE, needed)  # (L, J', ty, tx)
+    qs = slot[qj]
     upper_all = torch.empty((len(pair_people), tiles_y * tiles_x), dtype=torch.float32, device=dev)
     chunk_pairs = max(1, _CHUNK_ELEMENTS // (tiles_y * tiles_x))
     for start in range(0, len(pair_people), chunk_pairs):
@@ -710,12 +734,12 @@ def refine_people(
         for component in range(sampler.num_tags):
             p = qprev[sl, component, None, None]
             gap = torch.clamp(
-                torch.maximum(tag_low[component, qj[sl]] - p, p - tag_high[component, qj[sl]]),
+                torch.maximum(tag_low[component, qs[sl]] - p, p - tag_high[component, qs[sl]]),
                 min=0.0,
             )
             gap2 = gap * gap if gap2 is None else gap2 + gap * gap
         assert gap2 is not None
-        upper = tile_max[qj[sl]] - torch.round(torch.sqrt(gap2))
+        upper = tile_max[qs[sl]] - torch.round(torch.sqrt(gap2))
         upper_all[sl] = upper.reshape(upper.shape[0], -1)
     upper_all = torch.nan_to_num(upper_all, nan=-torch.inf)
 
@@ -737,8 +761,15 @@ def refine_people(
     lower = torch.maximum(lower, tile_scores)
     tile_ok = upper_all >= lower[:, None]
 
-    entries = int(tile_ok.sum()) * _TILE * _TILE
-    if entries <= sparse_entry_limit:
+    # Cost model: a sparse entry costs ~10 gathers/ops; the per-joint search costs one dense
+    # score per (pair, pixel of the joint's tile union) plus the tag projection of the union.
+    tile_pixels = _TILE * _TILE
+    entries = int(tile_ok.sum()) * tile_pixels
+    union_tiles = torch.zeros((num_joints, tile_ok.shape[1]), dtype=torch.bool, device=dev)
+    union_tiles.index_put_((qj,), tile_ok, accumulate=True)
+    pairs_per_joint = torch.bincount(qj, minlength=num_joints)
+    per_joint_cost = int(((union_tiles.sum(dim=1) * tile_pixels) * (pairs_per_joint + 8)).sum())
+    if entries <= sparse_entry_limit and 10 * entries <= per_joint_cost:
         best_pix = _search_sparse(det, sampler, qj, qprev, lower, tile_ok, (tiles_y, tiles_x))
     else:
         best_pix = _search_per_joint(det, sampler, qj, qprev, lower, tile_ok, (tiles_y, tiles_x),

@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import pathlib
+import re
 import sys
 import time
 from typing import Any, Sequence
@@ -144,7 +145,8 @@ def write_markdown(
     out: pathlib.Path, config: TrainConfig, train_rows: Sequence[dict[str, float]],
     val_rows: Sequence[dict[str, float]], final: dict[str, float], final_noflip: dict[str, float],
     checkpoint: dict[str, Any], checkpoint_name: str, seconds_per_image: float,
-    weights_path: pathlib.Path | None, num_val: int,
+    weights_path: pathlib.Path | None, num_val: int, data_commands: Sequence[str],
+    other_runs: str,
 ) -> None:
     last = train_rows[-1] if train_rows else {}
     minutes = last.get("elapsed_s", 0.0) / 60.0
@@ -163,6 +165,7 @@ def write_markdown(
         if weights_path is not None and weights_path.is_file() else "(not copied)"
     )
     data, optim, loss = config.data, config.optim, config.loss
+    data_commands = "\n".join(f"./env.sh {c}" for c in data_commands)
     text = f"""# CPU experiment: a small HigherHRNet trained from scratch on the synthetic world
 
 Goal (issue 6): a small HigherHRNet trained from scratch on synthetic images for at most
@@ -174,16 +177,14 @@ evaluated with pycocotools through the same grouping and evaluation code as real
 ## Reproduce
 
 ```
-./env.sh pose-synth --out data/synthetic_lite/train --num-images 4000 --seed 1 --size 256 256 --keypoints coco
-./env.sh pose-synth --out data/synthetic_lite/val --num-images 300 --seed 2 --size 256 256 --keypoints coco
-./env.sh pose-train --config config/train/synthetic_lite.yaml        # writes runs/synthetic_lite/
-./env.sh python training/make_report.py --run-dir runs/synthetic_lite  # this page + weights
+{data_commands}
+./env.sh pose-train --config config/train/{config.name}.yaml   # writes runs/{config.name}/
+./env.sh python training/make_report.py --run-dir runs/{config.name}  # this page + weights
 ```
 
-(`pose-synth` uses the default difficulty: 1-6 people, overlap, truncation, distractors, blur
-and noise.) The run stops itself after `max_minutes: {config.max_minutes:g}` of wall time with a
+The run stops itself after `max_minutes: {config.max_minutes:g}` of wall time with a
 final validation and checkpoint; a killed run continues with the same command (it resumes
-from `runs/synthetic_lite/last.pt`).
+from `runs/{config.name}/last.pt`).
 
 ## Set-up
 
@@ -191,7 +192,7 @@ from `runs/synthetic_lite/last.pt`).
 |---|---|
 | model | `{config.model.name}` (HigherHRNet, width 16, reduced stages, 1.23 M parameters), random init |
 | input / outputs | {data.input_size[0]}x{data.input_size[0]} / heatmaps at 64 and 128, AE tags at 64 |
-| data | 4000 training images (seed 1), {num_val} held-out images (seed 2), 256x256 |
+| data | `{data.train_annotations}` (training), `{data.val_annotations}` ({num_val} held-out images), 256x256, made by the `pose-synth` commands above |
 | batch, optimiser | {config.batch_size}, {optim.optimizer} lr {optim.lr:g}, warm-up {optim.warmup_iters} it, x{optim.lr_gamma:g} at epoch {list(optim.lr_milestones)}, no weight decay |
 | epoch | {config.max_steps_per_epoch} iterations ({config.max_steps_per_epoch * config.batch_size} images) |
 | augmentation | rotation +-{data.max_rotation:g} deg, scale {data.min_scale:g}-{data.max_scale:g}, translation {data.max_translate:g}, flip {data.flip:g} |
@@ -234,16 +235,41 @@ Predictions of the shipped model on the first held-out images (joints with value
 
 ![examples](training_examples.png)
 
-Logs: `runs/synthetic_lite/train_log.csv`, `val_log.csv`, TensorBoard in `runs/synthetic_lite/tb`
+Logs: `runs/{config.name}/train_log.csv`, `val_log.csv`, TensorBoard in `runs/{config.name}/tb`
 (not committed; regenerate with the commands above).
-"""
+{other_runs}"""
     out.write_text(text)
+
+
+def other_runs_table(run_dirs: Sequence[str]) -> str:
+    """Markdown table of the validation AP of other runs (their own val_log.csv)."""
+    if not run_dirs:
+        return ""
+    lines = ["", "## Other runs", "",
+             "Validation AP as logged by each run (its own held-out set and `val_max_images`):",
+             "", "| run | config | epochs | minutes | last AP | best AP |", "|---|---|---|---|---|---|"]
+    for run in run_dirs:
+        rows = read_csv(pathlib.Path(run) / "val_log.csv")
+        if not rows:
+            continue
+        name = load_config(pathlib.Path(run) / "config.yaml").name
+        lines.append(
+            f"| `{run}` | `config/train/{name}.yaml` | {int(rows[-1]['epoch'])} | "
+            f"{rows[-1]['elapsed_s'] / 60:.1f} | {rows[-1]['AP']:.3f} | "
+            f"{max(r['AP'] for r in rows):.3f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", default="runs/synthetic_lite")
     parser.add_argument("--checkpoint", default=None, help="default: best.pt, else last.pt")
+    parser.add_argument("--config", default=None,
+                        help="the experiment YAML (default config/train/<run name>.yaml); its "
+                        "'#   pose-synth ...' comment lines are the data commands")
+    parser.add_argument("--other-run", action="append", default=[],
+                        help="another run dir to list in a comparison table (repeatable)")
     parser.add_argument("--docs", default=str(REPO / "docs"))
     parser.add_argument("--weights-dir", default=str(REPO / "pose_core" / "weights"))
     parser.add_argument("--no-copy", action="store_true", help="do not write the weights file")
@@ -286,9 +312,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     num_val = args.max_images or len(load_coco_keypoints(
         config.data.val_annotations, model_info(config.model.name).keypoints,
         image_dir=config.data.val_images))
+    source = pathlib.Path(args.config) if args.config else (
+        REPO / "config" / "train" / f"{config.name}.yaml")
+    data_commands = [m.group(1) for m in re.finditer(r"^#\s+(pose-synth .*)$",
+                                                     source.read_text(), re.MULTILINE)]
     write_markdown(docs / "training_synthetic.md", config, train_rows, val_rows, final,
                    final_noflip, checkpoint, checkpoint_path.name, seconds, weights_path,
-                   num_val)
+                   num_val, data_commands, other_runs_table(args.other_run))
     (run_dir / "final_metrics.json").write_text(json.dumps(
         {"checkpoint": str(checkpoint_path), "flip": final, "no_flip": final_noflip}, indent=1))
     print(f"wrote {docs / 'training_synthetic.md'}")

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from pose_core.grouping.nms import heatmap_nms, local_maxima
+from pose_core.grouping.nms import heatmap_nms, local_maxima, window_max
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 from pose_core.structures import Poses
 
@@ -331,8 +331,7 @@ def top_k_candidates(
     num_joints, height, width = heatmaps.shape
     k = min(k, height * width)
     if above is not None and above >= 0:
-        mask = local_maxima(heatmaps, nms_kernel) & (heatmaps > above)
-        val_k, ind_k = _top_k_of_mask(heatmaps, mask, k)
+        val_k, ind_k = _top_k_local_maxima_above(heatmaps, above, k, nms_kernel)
         joints = torch.arange(num_joints, device=heatmaps.device)[:, None].expand_as(ind_k)
         return val_k, ind_k, sampler(joints, ind_k)
     suppressed = heatmap_nms(heatmaps, nms_kernel).reshape(num_joints, -1)
@@ -342,15 +341,61 @@ def top_k_candidates(
     return val_k, ind_k, tag_k
 
 
+def _top_k_local_maxima_above(
+    heatmaps: torch.Tensor, above: float, k: int, nms_kernel: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k local maxima with value > `above`, examining only tiles whose max exceeds it.
+
+    The maps are cut into _TILE x _TILE tiles; the NMS window test runs on (tile + halo)
+    patches of the active tiles only (a pixel above the threshold lies in an active tile).
+    Same result as `local_maxima(...) & (heatmaps > above)` (checked by the tests).
+    """
+    num_joints, height, width = heatmaps.shape
+    radius = nms_kernel // 2
+    tile_max = _tile_max(heatmaps, _TILE)
+    joint, ty, tx = torch.nonzero(tile_max > above, as_tuple=True)
+    if joint.numel() == 0 or joint.numel() * 4 > tile_max.numel():
+        mask = local_maxima(heatmaps, nms_kernel) & (heatmaps > above)
+        return _top_k_of_mask(heatmaps, mask, k)
+    dev = heatmaps.device
+    pad_h = (-height) % _TILE + radius
+    pad_w = (-width) % _TILE + radius
+    padded = F.pad(heatmaps, (radius, pad_w, radius, pad_h), value=-torch.inf)
+    padded_h, padded_w = padded.shape[1:]
+    side = _TILE + 2 * radius
+    offsets = torch.arange(side, device=dev)
+    rows = ty[:, None] * _TILE + offsets  # padded coordinates of the patch rows
+    cols = tx[:, None] * _TILE + offsets
+    index = (joint[:, None, None] * padded_h + rows[:, :, None]) * padded_w + cols[:, None, :]
+    patches = padded.reshape(-1).take(index)  # (A, side, side)
+    pooled = window_max(window_max(patches, nms_kernel, -1), nms_kernel, -2)
+    inner = slice(radius, radius + _TILE)
+    values = patches[:, inner, inner]
+    keep = (pooled[:, inner, inner] == values) & (values > above)
+    a, r, c = torch.nonzero(keep, as_tuple=True)
+    y = ty[a] * _TILE + r
+    x = tx[a] * _TILE + c
+    order = torch.argsort(joint[a] * (height * width) + y * width + x)  # row-major per joint
+    return _top_k_of_entries(joint[a][order], (y * width + x)[order], values[a, r, c][order],
+                             num_joints, k)
+
+
 def _top_k_of_mask(
     heatmaps: torch.Tensor, mask: torch.Tensor, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per joint, the k largest values among the masked pixels (zeros fill the rest)."""
     num_joints, height, width = heatmaps.shape
-    dev = heatmaps.device
     joint, y, x = torch.nonzero(mask, as_tuple=True)  # (joint, y, x) lexicographic order
     pixels = y * width + x
     values = heatmaps.reshape(-1).take(joint * (height * width) + pixels)
+    return _top_k_of_entries(joint, pixels, values, num_joints, k)
+
+
+def _top_k_of_entries(
+    joint: torch.Tensor, pixels: torch.Tensor, values: torch.Tensor, num_joints: int, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(J, k) values and pixels from entries sorted by (joint, pixel); zeros fill the rest."""
+    dev = values.device
     # per joint, descending value; equal values keep the row-major order
     order = torch.argsort(values, descending=True, stable=True)
     order = order[torch.argsort(joint[order], stable=True)]
@@ -359,7 +404,7 @@ def _top_k_of_mask(
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.arange(joint.numel(), device=dev) - starts[joint]
     take = rank < k
-    val_k = torch.zeros((num_joints, k), dtype=heatmaps.dtype, device=dev)
+    val_k = torch.zeros((num_joints, k), dtype=values.dtype, device=dev)
     ind_k = torch.zeros((num_joints, k), dtype=torch.long, device=dev)
     val_k[joint[take], rank[take]] = values[take]
     ind_k[joint[take], rank[take]] = pixels[take]
@@ -499,10 +544,11 @@ def _tile_max(heatmaps: torch.Tensor, tile: int) -> torch.Tensor:
     """(J, ceil(H / tile), ceil(W / tile)) block maxima of (J, H, W) maps."""
     num_joints, height, width = heatmaps.shape
     pad_h, pad_w = (-height) % tile, (-width) % tile
-    padded = F.pad(heatmaps, (0, pad_w, 0, pad_h), value=-torch.inf)
-    blocks = padded.reshape(num_joints, (height + pad_h) // tile, tile, (width + pad_w) // tile,
-                            tile)
-    return blocks.amax(dim=(2, 4))
+    if pad_h or pad_w:
+        heatmaps = F.pad(heatmaps, (0, pad_w, 0, pad_h), value=-torch.inf)
+    rows = heatmaps.reshape(num_joints, height + pad_h, (width + pad_w) // tile, tile).amax(-1)
+    blocks = rows.reshape(num_joints, (height + pad_h) // tile, tile, -1)
+    return blocks.amax(2)
 
 
 def _refine_scores(det: torch.Tensor, tag_planes: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:

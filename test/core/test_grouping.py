@@ -201,3 +201,22 @@ def test_oks_nms_drops_duplicates() -> None:
     keep = oks_nms(people, np.array([0.9, 0.8, 0.7]), np.full(3, 2400.0),
                    np.array(COCO_17.sigmas), threshold=0.9)
     assert keep.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("size_hw", [(37, 53), (64, 80)])
+def test_tiled_local_maxima_equal_dense_nms(size_hw: tuple[int, int]) -> None:
+    from pose_core.grouping.nms import local_maxima
+    from pose_core.grouping.tag_grouping import _top_k_local_maxima_above, _top_k_of_mask
+
+    gen = torch.Generator().manual_seed(1)
+    maps = torch.rand(17, *size_hw, generator=gen) * 0.12
+    peaks = torch.randint(0, size_hw[0] * size_hw[1], (17, 12), generator=gen)
+    maps.reshape(17, -1).scatter_(1, peaks, torch.rand(17, 12, generator=gen) * 0.8 + 0.2)
+    maps[:, 5:7, 5:7] = 0.9  # plateau
+    maps[3, 0, 0] = 0.95  # corner peak
+    maps[4, -1, -1] = 0.95
+    maps = torch.round(maps * 64) / 64  # many exact ties
+    for above in (0.115, 0.5):
+        dense = _top_k_of_mask(maps, local_maxima(maps, 5) & (maps > above), 30)
+        tiled = _top_k_local_maxima_above(maps, above, 30, 5)
+        assert torch.equal(dense[0], tiled[0]) and torch.equal(dense[1], tiled[1])

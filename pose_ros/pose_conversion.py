@@ -1,7 +1,7 @@
 """`pose_core.Poses` <-> `pose_ros/PersonArray`.
 
-Frames: keypoints are pixels of the source image (x right, y down, origin at the top-left
-corner of the top-left pixel), exactly as `PoseEstimator` returns them; nothing is rescaled.
+Frames: keypoints are pixels of the source image (x right, y down, integer values at pixel
+centres as in OpenCV and COCO), exactly as `PoseEstimator` returns them; nothing is rescaled.
 The source image's header is copied unchanged (acquisition stamp, camera frame_id).
 
 Layout: `keypoint_names` and `skeleton` come from the `KeypointSpec`; every person carries the

@@ -183,8 +183,8 @@ def assert_people_match(
 
     Each ground-truth person with >= 8 visible joints is matched to the detected person with the
     smallest median distance over its visible joints; the check needs `min_recall` of them
-    matched within `max_median_error_px`. Ground truth is at pixel centres, the message's
-    origin is the pixel corner: 0.5 px is added to the ground truth.
+    matched within `max_median_error_px`. Ground truth and message both put integer coordinates
+    at pixel centres.
     """
     detected = person_array_to_poses(msg).keypoints
     people = [gt for gt in ground_truth if (gt[:, 2] == 2).sum() >= 8]
@@ -195,7 +195,7 @@ def assert_people_match(
         if len(detected) == 0:
             continue
         distances = np.linalg.norm(
-            detected[:, visible, :2] - (gt[None, visible, :2] + 0.5), axis=2
+            detected[:, visible, :2] - gt[None, visible, :2], axis=2
         )
         if float(np.median(distances, axis=1).min()) <= max_median_error_px:
             matched += 1
@@ -637,7 +637,6 @@ def test_accuracy_check_itself_accepts_ground_truth_and_refuses_shifted_people()
     scene = SyntheticVideo(320, 240, num_people=3, fps=10.0, seed=11).frame(0)
     truth = scene.keypoints.copy()
     as_detected = truth.copy()
-    as_detected[..., :2] += 0.5  # pixel centres -> pixel-corner origin of the message
     as_detected[..., 2] = (truth[..., 2] > 0).astype(np.float32)
     msg = poses_to_person_array(
         Poses(as_detected, np.ones(len(truth))), Header(), (320, 240), COCO_17

@@ -811,8 +811,8 @@ def refine_people(
     # score per (pair, pixel of the joint's tile union) plus the tag projection of the union.
     tile_pixels = _TILE * _TILE
     entries = int(tile_ok.sum()) * tile_pixels
-    union_tiles = torch.zeros((num_joints, tile_ok.shape[1]), dtype=torch.bool, device=dev)
-    union_tiles.index_put_((qj,), tile_ok, accumulate=True)
+    union_tiles = torch.zeros((num_joints, tile_ok.shape[1]), dtype=torch.float32, device=dev)
+    union_tiles = union_tiles.index_add_(0, qj, tile_ok.float()) > 0
     pairs_per_joint = torch.bincount(qj, minlength=num_joints)
     per_joint_cost = int(((union_tiles.sum(dim=1) * tile_pixels) * (pairs_per_joint + 8)).sum())
     if entries <= sparse_entry_limit and 10 * entries <= per_joint_cost:

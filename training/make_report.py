@@ -108,9 +108,10 @@ def draw_examples(
 
 def evaluate_full(
     config: TrainConfig, state_dict: dict[str, torch.Tensor], flip_test: bool,
-    max_images: int = 0,
+    max_images: int = 0, val_dir: pathlib.Path | None = None,
 ) -> tuple[dict[str, float], list[np.ndarray], list[Poses], float]:
-    """AP of a state dict on every held-out image; also returns a few examples and s/image."""
+    """AP of a state dict on every held-out image (the config's set, or `val_dir` holding
+    `annotations.json` + `images/`); also returns a few examples and seconds per image."""
     import dataclasses
 
     from pose_core.data.coco import load_coco_keypoints
@@ -122,8 +123,10 @@ def evaluate_full(
     options = dataclasses.replace(config.validation, flip_test=flip_test)
     estimator = build_validation_estimator(model, config.model.name, options,
                                            torch.device("cpu"))
-    records = load_coco_keypoints(config.data.val_annotations, info.keypoints,
-                                  image_dir=config.data.val_images)
+    annotations = config.data.val_annotations if val_dir is None else str(
+        val_dir / "annotations.json")
+    images_dir = config.data.val_images if val_dir is None else str(val_dir / "images")
+    records = load_coco_keypoints(annotations, info.keypoints, image_dir=images_dir)
     if max_images > 0:
         records = records[:max_images]
     ids, found, examples, example_poses = [], [], [], []
@@ -137,8 +140,63 @@ def evaluate_full(
             examples.append(image)
             example_poses.append(poses)
     seconds = (time.perf_counter() - start) / max(1, len(records))
-    metrics = evaluate_coco_keypoints(config.data.val_annotations, ids, found, info.keypoints)
+    metrics = evaluate_coco_keypoints(annotations, ids, found, info.keypoints)
     return metrics, examples, example_poses, seconds
+
+
+class _FixedOutputs:
+    """A `PoseEstimator` backend returning preset maps (for the target-oracle check)."""
+
+    device = torch.device("cpu")
+
+    def __init__(self) -> None:
+        self.outputs: tuple[torch.Tensor, ...] = ()
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.outputs
+
+
+def target_oracle_ap(config: TrainConfig, max_images: int = 100) -> dict[str, float]:
+    """AP of the training targets themselves through the inference + evaluation path.
+
+    The held-out images' ground truth is rendered as the training dataset renders targets
+    (heatmaps at both resolutions, no augmentation) with ideal tags (person index painted
+    around each joint), then decoded by `PoseEstimator` (no flip) and scored: the ceiling that
+    the target grids and the decoding allow, and a check that targets, decoding and evaluation
+    agree on coordinates.
+    """
+    from pose_core.data.bottom_up_dataset import BottomUpDataset
+    from pose_core.data.coco import load_coco_keypoints
+    from pose_core.evaluation.coco_evaluator import KeypointEvaluator
+    from pose_core.inference import PoseEstimator
+    from pose_core.models import model_info
+
+    info = model_info(config.model.name)
+    spec = info.keypoints
+    size = int(config.data.input_size[0])
+    sizes = (size // 4, size // 2)
+    records = load_coco_keypoints(config.data.val_annotations, spec,
+                                  image_dir=config.data.val_images)[:max_images]
+    dataset = BottomUpDataset(records, spec, input_size=size, output_sizes=sizes,
+                              sigma=config.codec.sigma, augment=False,
+                              drop_images_without_people=False, mean=info.mean, std=info.std)
+    backend = _FixedOutputs()
+    estimator = PoseEstimator(config.model.name, backend=backend, flip_test=False)  # type: ignore[arg-type]
+    evaluator = KeypointEvaluator(config.data.val_annotations)
+    evaluator.reset()
+    joints_count, r0 = spec.num_keypoints, sizes[0]
+    for index, record in enumerate(records):
+        sample = dataset[index]
+        tags = torch.zeros(joints_count, r0, r0)
+        for person, slots in enumerate(sample["joints"]):
+            for joint in range(joints_count):
+                if slots[joint, 1] > 0:
+                    y, x = divmod(int(slots[joint, 0]) - joint * r0 * r0, r0)
+                    tags[joint, max(0, y - 2) : y + 3, max(0, x - 2) : x + 3] = 3.0 * (person + 1)
+        heatmaps = sample["heatmaps"]
+        backend.outputs = (torch.cat([heatmaps[0], tags])[None], heatmaps[1][None])
+        evaluator.process([record.image_id], [estimator(cv2.imread(str(record.path)))])
+    return {k: float(v) for k, v in evaluator.evaluate().items()}
 
 
 def write_markdown(
@@ -146,7 +204,7 @@ def write_markdown(
     val_rows: Sequence[dict[str, float]], final: dict[str, float], final_noflip: dict[str, float],
     checkpoint: dict[str, Any], checkpoint_name: str, seconds_per_image: float,
     weights_path: pathlib.Path | None, num_val: int, data_commands: Sequence[str],
-    other_runs: str,
+    other_runs: str, extra_sets: dict[str, dict[str, float]], oracle: dict[str, float],
 ) -> None:
     last = train_rows[-1] if train_rows else {}
     minutes = last.get("elapsed_s", 0.0) / 60.0
@@ -166,6 +224,11 @@ def write_markdown(
     )
     data, optim, loss = config.data, config.optim, config.loss
     data_commands = "\n".join(f"./env.sh {c}" for c in data_commands)
+    extra_lines = "\n".join(
+        f"| flip test, other held-out set `{name}` | "
+        + " | ".join(f"{m.get(k, float('nan')):.3f}" for k in metric_names) + " |"
+        for name, m in extra_sets.items()
+    )
     text = f"""# CPU experiment: a small HigherHRNet trained from scratch on the synthetic world
 
 Goal (issue 6): a small HigherHRNet trained from scratch on synthetic images for at most
@@ -216,6 +279,12 @@ Final (checkpoint `{checkpoint_name}`: epoch {checkpoint['epoch']}, iteration
 |---|---|---|---|---|---|---|
 | flip test | {final_line} |
 | no flip | {noflip_line} |
+{extra_lines}
+
+Pipeline check: the ground truth of the first 100 held-out images rendered as training targets
+(both heatmap resolutions, ideal tags) and decoded by the same `PoseEstimator` + grouping +
+evaluator gives AP {oracle.get('AP', float('nan')):.3f} (AP75 {oracle.get('AP75', float('nan')):.3f}):
+targets, decoding and evaluation agree, and this is the ceiling of the 64/128 target grids.
 
 Training: {int(last.get('step', 0))} iterations in {minutes:.1f} minutes
 ({speed:.1f} images/s on average, including validation pauses not counted in images/s);
@@ -268,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default=None,
                         help="the experiment YAML (default config/train/<run name>.yaml); its "
                         "'#   pose-synth ...' comment lines are the data commands")
+    parser.add_argument("--extra-val", action="append", default=[],
+                        help="another held-out folder (annotations.json + images/) to evaluate "
+                        "the checkpoint on, e.g. data/synthetic_lite/val (repeatable)")
     parser.add_argument("--other-run", action="append", default=[],
                         help="another run dir to list in a comparison table (repeatable)")
     parser.add_argument("--docs", default=str(REPO / "docs"))
@@ -291,6 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   args.max_images)
     final_noflip, _, _, _ = evaluate_full(config, checkpoint["model"], False, args.max_images)
     print("final (flip):", json.dumps(final), "\nfinal (no flip):", json.dumps(final_noflip))
+    extra_sets = {}
+    for folder in args.extra_val:
+        extra_sets[folder] = evaluate_full(config, checkpoint["model"], True, args.max_images,
+                                           pathlib.Path(folder))[0]
+        print(f"{folder} (flip):", json.dumps(extra_sets[folder]))
     plot_losses(train_rows, docs / "training_loss.png")
     plot_ap(val_rows, docs / "training_ap.png", final)
     from pose_core.models import model_info
@@ -318,9 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                      source.read_text(), re.MULTILINE)]
     write_markdown(docs / "training_synthetic.md", config, train_rows, val_rows, final,
                    final_noflip, checkpoint, checkpoint_path.name, seconds, weights_path,
-                   num_val, data_commands, other_runs_table(args.other_run))
+                   num_val, data_commands, other_runs_table(args.other_run), extra_sets,
+                   target_oracle_ap(config, 100 if not args.max_images else args.max_images))
     (run_dir / "final_metrics.json").write_text(json.dumps(
-        {"checkpoint": str(checkpoint_path), "flip": final, "no_flip": final_noflip}, indent=1))
+        {"checkpoint": str(checkpoint_path), "flip": final, "no_flip": final_noflip,
+         "extra": extra_sets}, indent=1))
     print(f"wrote {docs / 'training_synthetic.md'}")
     return 0
 

@@ -537,7 +537,7 @@ def adjust_positions(grouped: np.ndarray, heatmaps: torch.Tensor) -> np.ndarray:
 
 _CHUNK_ELEMENTS = 1 << 21  # (pairs x pixels) evaluated per step
 _TILE = 8  # block size of the score upper bounds
-_BEST_TILES = 4  # tiles per pair searched exactly to tighten the lower bound
+_BEST_TILES = 16  # tiles per pair searched exactly to tighten the lower bound
 
 
 def _tile_max(heatmaps: torch.Tensor, tile: int) -> torch.Tensor:
@@ -708,7 +708,7 @@ def refine_people(
     1. per 8 x 8 tile, an upper bound of the score: tile max of det_j minus the rounded
        distance from prev to the tile's tag box (round is monotone, so no pixel of the tile
        scores more);
-    2. a lower bound LB per pair: the exact best score over its 4 best tiles;
+    2. a lower bound LB per pair: the exact best score over its 16 best tiles;
     3. the exact search runs only over tiles whose bound reaches LB and pixels with
        det_j >= LB, either as one sparse batch of (pair, pixel) entries with a segment max
        (smallest index on ties) or joint by joint over the union of the pairs' tiles (dense

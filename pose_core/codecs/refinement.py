@@ -22,7 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["dark_decode", "quarter_offset_decode", "argmax_decode", "gaussian_kernel_1d"]
+__all__ = [
+    "dark_decode",
+    "dark_offsets_at",
+    "quarter_offset_decode",
+    "argmax_decode",
+    "gaussian_kernel_1d",
+]
 
 
 def _to_tensor(heatmaps: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
@@ -171,3 +177,59 @@ def quarter_offset_decode(
     diff = torch.stack((at(0, 1) - at(0, -1), at(1, 0) - at(-1, 0)), dim=-1)
     coords = coords + torch.sign(diff).double() * 0.25 * inside[..., None]
     return _back(coords, maxvals, tensor, is_numpy)
+
+
+def dark_offsets_at(
+    heatmaps: torch.Tensor, joints: torch.Tensor, points: torch.Tensor, kernel: int = 11
+) -> torch.Tensor:
+    """DARK sub-pixel offsets at given integer points of (J, H, W) maps (bottom-up use).
+
+    Same modulation and Taylor step as `dark_decode`, evaluated on (K + 4)-pixel patches around
+    each point instead of the whole map (the blur of the zero-padded map only reaches K // 2
+    pixels, so the patch values are the full-map values). The rescaling to the original
+    maximum multiplies a map by a constant, which the log-derivatives do not see, so it is
+    skipped (the results differ only where blurred values fall below the 1e-10 log clamp).
+
+    Args:
+        heatmaps: (J, H, W) float maps.
+        joints: (M,) int64 map index of each point.
+        points: (M, 2) int64 (x, y) integer positions.
+        kernel: blur size.
+
+    Returns:
+        (M, 2) float64 offsets (0 where the border rule 1 < p < size - 2 or a zero Hessian
+        determinant leaves the point unchanged).
+    """
+    num_joints, height, width = heatmaps.shape
+    if joints.numel() == 0:
+        return torch.zeros((0, 2), dtype=torch.float64, device=heatmaps.device)
+    blur_radius = (kernel - 1) // 2
+    reach = blur_radius + 2  # stencil radius 2 + blur radius
+    side = 2 * reach + 1
+    padded = F.pad(heatmaps.double(), (reach, reach, reach, reach))
+    offsets = torch.arange(side, device=heatmaps.device)
+    x, y = points[:, 0].long(), points[:, 1].long()
+    rows = (joints.long()[:, None] * (height + 2 * reach) + y[:, None] + offsets)[:, :, None]
+    index = rows * (width + 2 * reach) + (x[:, None] + offsets)[:, None, :]
+    patches = padded.reshape(-1).take(index)[:, None]  # (M, 1, side, side)
+    k1 = gaussian_kernel_1d(kernel).to(heatmaps.device)
+    blurred = F.conv2d(patches, k1.reshape(1, 1, 1, kernel))
+    blurred = F.conv2d(blurred, k1.reshape(1, 1, kernel, 1))[:, 0]  # (M, 5, 5), centre (2, 2)
+    logs = torch.log(torch.clamp(blurred.float(), min=1e-10)).double()
+
+    def at(dy: int, dx: int) -> torch.Tensor:
+        return logs[:, 2 + dy, 2 + dx]
+
+    center = at(0, 0)
+    dx = 0.5 * (at(0, 1) - at(0, -1))
+    dy = 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = 0.25 * (at(0, 2) - 2 * center + at(0, -2))
+    dyy = 0.25 * (at(2, 0) - 2 * center + at(-2, 0))
+    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    det = dxx * dyy - dxy * dxy
+    inside = (x > 1) & (x < width - 2) & (y > 1) & (y < height - 2)
+    ok = inside & (det != 0)
+    safe = torch.where(ok, det, torch.ones_like(det))
+    off_x = -(dyy * dx - dxy * dy) / safe
+    off_y = -(-dxy * dx + dxx * dy) / safe
+    return torch.stack((off_x, off_y), dim=-1) * ok[:, None]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pose_core import dark_decode
-from pose_core.codecs.refinement import _modulate, quarter_offset_decode
+from pose_core.codecs.refinement import _modulate, dark_offsets_at, quarter_offset_decode
 from pose_core.geometry import back_project_centre_aligned, back_project_corner_aligned
 
 DARK_TOL = 1e-4  # heatmap pixels (promised tolerance)
@@ -67,3 +67,12 @@ def test_dark_rejects_bad_maps() -> None:
         dark_decode(np.zeros((8, 8), np.float32))
     coords, maxvals = dark_decode(np.zeros((1, 2, 8, 8), np.float32))
     assert np.all(coords == 0) and np.all(maxvals == 0)
+
+
+def test_dark_offsets_at_points_match_full_map_decode(dark: dict[str, np.ndarray]) -> None:
+    maps = torch.from_numpy(dark["heatmaps"]).reshape(34, 64, 48)
+    points = torch.from_numpy(dark["argmax_coords"].reshape(34, 2)).long()
+    offsets = dark_offsets_at(maps, torch.arange(34), points, kernel=11)
+    coords = points.double() + offsets
+    expected = dark["dark_coords_heatmap"].reshape(34, 2)
+    np.testing.assert_allclose(coords.numpy(), expected, atol=DARK_TOL, rtol=0)

@@ -187,3 +187,25 @@ def test_cli_writes_results_and_drawings(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == [
         "000000000042.jpg", "frame_b.jpg"]
     assert main([str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_bottom_up_dark_refine_moves_joints_slightly(parity_dir: Path) -> None:
+    from pose_core.inference.test_time_aug import merge_stage_outputs
+
+    with np.load(parity_dir / PIPE) as data:
+        raw = {k: torch.from_numpy(data[k]) for k in
+               ("s0_out0", "s0_out1", "s0_flip_out0", "s0_flip_out1")}
+        center, scale = data["center"], data["scale"]
+    maps = merge_stage_outputs([raw["s0_out0"], raw["s0_out1"]],
+                               [raw["s0_flip_out0"], raw["s0_flip_out1"]], 17,
+                               (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15))
+    identity = TorchBackend(torch.nn.Identity())
+    plain = PoseEstimator("higherhrnet_w32_512_coco", backend=identity, detection_threshold=1.35)
+    dark = PoseEstimator("higherhrnet_w32_512_coco", backend=identity, detection_threshold=1.35,
+                         dark_refine=True)
+    a = plain.decode_bottom_up([maps], (768, 512), center, scale)
+    b = dark.decode_bottom_up([maps], (768, 512), center, scale)
+    assert a.keypoints.shape == b.keypoints.shape
+    np.testing.assert_array_equal(a.keypoints[..., 2], b.keypoints[..., 2])
+    moved = np.abs(a.keypoints[..., :2] - b.keypoints[..., :2])
+    assert moved.max() < 2.0 and moved.max() > 0  # under a heatmap pixel (x 640/768)

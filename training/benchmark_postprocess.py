@@ -14,12 +14,12 @@ back-projection to image pixels.
   same adjusted people and maps.
 
 Synthetic raw outputs: P people on a jittered grid with Gaussian joints (sigma 2 at 1/4, 4 at
-1/2 resolution, about 15% joints missing), per-person tags with small noise on the body, noisy tags elsewhere,
-heatmap noise floor below 0.05. Both paths must find the same people (checked every run).
+1/2 resolution, about 15% joints missing), per-person tags with small noise on the body, noisy
+tags elsewhere, heatmap noise floor below 0.05. Both paths must find the same people (checked every run).
 
 Usage:
     nice -n 10 ./env.sh python training/benchmark_postprocess.py --people 1 10 30 \
-        --repeats 5 --reference-repeats 3 [--device cuda] [--markdown docs/benchmark_postprocess.md]
+        --repeats 5 --reference-repeats 3 --threads 1 [--device cuda] [--json out.json]
 """
 
 from __future__ import annotations

@@ -94,7 +94,9 @@ def _modulate(heatmaps: torch.Tensor, kernel: int) -> torch.Tensor:
     blurred = x.reshape(n, j, h, w).float()  # DarkPose writes back into the float32 map
     original_max = heatmaps.float().reshape(n, j, -1).amax(dim=2)
     blurred_max = blurred.reshape(n, j, -1).amax(dim=2)
-    ratio = torch.where(blurred_max != 0, original_max / blurred_max, torch.zeros_like(blurred_max))
+    ratio = torch.where(
+        blurred_max != 0, original_max / blurred_max, torch.zeros_like(blurred_max)
+    )
     return blurred * ratio[..., None, None]
 
 

@@ -551,7 +551,9 @@ def _tile_max(heatmaps: torch.Tensor, tile: int) -> torch.Tensor:
     return blocks.amax(2)
 
 
-def _refine_scores(det: torch.Tensor, tag_planes: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+def _refine_scores(
+    det: torch.Tensor, tag_planes: torch.Tensor, prev: torch.Tensor
+) -> torch.Tensor:
     """det - round(||tag - prev||) in float32 with the official op order.
 
     Args:

@@ -104,7 +104,7 @@ class PoseEstimator:
         if len(self.scales) > 1 and 1.0 not in self.scales:
             raise ValueError("multi-scale test needs 1.0 among the scales (tags come from it)")
         if top_down_decoder not in ("quarter", "dark"):
-            raise ValueError(f"top_down_decoder must be 'quarter' or 'dark', not {top_down_decoder}")
+            raise ValueError(f"top_down_decoder must be 'quarter' or 'dark': {top_down_decoder}")
         self.top_down_decoder = top_down_decoder
         self.dark_kernel = int(dark_kernel)
         self.dark_refine = bool(dark_refine)

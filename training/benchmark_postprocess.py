@@ -13,9 +13,10 @@ back-projection to image pixels.
 - also reported: the refine stage alone (batched `refine_people` vs the per-person loop) on the
   same adjusted people and maps.
 
-Synthetic raw outputs: P people on a jittered grid with Gaussian joints (sigma 2 at 1/4, 4 at
-1/2 resolution, about 15% joints missing), per-person tags with small noise on the body, noisy
-tags elsewhere, heatmap noise floor below 0.05. Both paths must find the same people (checked every run).
+Synthetic raw outputs: P people on a jittered grid with Gaussian joints (sigma 2 at 1/4, 4
+at 1/2 resolution, about 15% joints missing), per-person tags with small noise on the body,
+noisy tags elsewhere, heatmap noise floor below 0.05. Both paths must find the same people (checked
+every run).
 
 Usage:
     nice -n 10 ./env.sh python training/benchmark_postprocess.py --people 1 10 30 \

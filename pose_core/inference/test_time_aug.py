@@ -76,16 +76,25 @@ def merge_stage_outputs(
     Returns:
         ScaleMaps at the last output's resolution.
     """
-    flip_idx = list(flip_index)
-    ups = _to_last_size(outputs)
-    heatmaps = sum(out[:, :num_joints] for out in ups) / len(ups)
-    tags = [ups[0][:, num_joints : 2 * num_joints]]
-    if flip_outputs is not None:
-        flips = [torch.flip(out, dims=[3]) for out in _to_last_size(flip_outputs)]
-        flip_heatmaps = sum(out[:, :num_joints][:, flip_idx] for out in flips) / len(flips)
-        heatmaps = (heatmaps + flip_heatmaps) / 2.0
-        tags.append(flips[0][:, num_joints : 2 * num_joints][:, flip_idx])
-    return ScaleMaps(scale_factor, heatmaps, torch.stack(tags, dim=1))
+    j = num_joints
+    if flip_outputs is None:
+        ups = _to_last_size(outputs)
+        heatmaps = sum(out[:, :j] for out in ups) / len(ups)
+        return ScaleMaps(scale_factor, heatmaps, ups[0][:, None, j : 2 * j])
+    # Both passes upsampled in one call; the mirrored pass is flipped back and its joints
+    # reordered once for the summed heatmaps and once for the tags (no per-output copies).
+    both = _to_last_size([torch.cat((a, b)) for a, b in zip(outputs, flip_outputs)])
+    n = outputs[0].shape[0]
+    summed = sum(out[:, :j] for out in both)
+    reorder = torch.as_tensor(list(flip_index), device=summed.device)
+    flip_heatmaps = torch.flip(summed[n:].index_select(1, reorder), dims=[3])
+    heatmaps = (summed[:n] / len(both) + flip_heatmaps / len(both)) / 2.0
+    tags = torch.empty(
+        (n, 2, j) + tuple(both[0].shape[2:]), dtype=both[0].dtype, device=both[0].device
+    )
+    tags[:, 0] = both[0][:n, j : 2 * j]
+    tags[:, 1] = torch.flip(both[0][n:, j : 2 * j].index_select(1, reorder), dims=[3])
+    return ScaleMaps(scale_factor, heatmaps, tags)
 
 
 def aggregate_scales(

@@ -44,6 +44,7 @@ from pose_core.data.bottom_up_dataset import (
     read_image_rgb,
 )
 from pose_core.data.coco import AnnotationError, ImageRecord
+from pose_core.geometry import affine_matrix
 from pose_core.keypoint_specs import KeypointSpec
 
 __all__ = [
@@ -209,27 +210,12 @@ def crop_affine_transform(
 
     Returns:
         (2, 3) float64 matrix image -> output (output -> image with `inverse`).
+        Same as `pose_core.geometry.affine_matrix` with `corner_aligned=unbiased`, which
+        builds it.
     """
-    src_w = float(scale[0]) * PIXEL_STD
-    dst_w, dst_h = float(output_wh[0]), float(output_wh[1])
-    if unbiased:
-        src_w, dst_w, dst_h = src_w - 1, dst_w - 1, dst_h - 1
-    rad = np.pi * rotation / 180.0
-    sin, cos = np.sin(rad), np.cos(rad)
-    src_dir = np.array([-(src_w * -0.5) * sin, (src_w * -0.5) * cos])
-    dst_dir = np.array([0.0, dst_w * -0.5])
-    src = np.zeros((3, 2), dtype=np.float32)
-    dst = np.zeros((3, 2), dtype=np.float32)
-    src[0] = center
-    src[1] = np.asarray(center, dtype=np.float64) + src_dir
-    dst[0] = (dst_w * 0.5, dst_h * 0.5)
-    dst[1] = np.array([dst_w * 0.5, dst_h * 0.5]) + dst_dir
-    for points in (src, dst):
-        direction = points[0] - points[1]
-        points[2] = points[1] + np.array([-direction[1], direction[0]], dtype=np.float32)
-    if inverse:
-        return cv2.getAffineTransform(dst, src)
-    return cv2.getAffineTransform(src, dst)
+    return affine_matrix(
+        center, scale, output_wh, rotation=rotation, inverse=inverse, corner_aligned=unbiased
+    )
 
 
 def _map_points(points: np.ndarray, mat: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ need; the whole `TrainConfig` is only read here, at the top.
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -105,7 +105,69 @@ def evaluate_coco_keypoints(
     return {k: float(v) for k, v in evaluator.evaluate().items()}
 
 
-class BottomUpTask:
+class _CocoTask:
+    """What both tasks share: the configs, the registry entry, COCO records, the input tensor and
+    the validation loop (read each held-out image, predict, score with the COCO evaluator)."""
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        data: DataConfig,
+        codec: CodecConfig,
+        validation: ValidationConfig,
+        seed: int,
+    ) -> None:
+        from pose_core.models import model_info
+
+        self.model_config = model
+        self.data = data
+        self.codec = codec
+        self.validation_config = validation
+        self.seed = seed
+        self.info = model_info(model.name)
+        self.spec = self.info.keypoints
+        self._loss: nn.Module | None = None
+
+    def build_model(self) -> nn.Module:
+        return build_model_from_config(self.model_config)
+
+    def _records(self, annotations: str, images: str) -> list[Any]:
+        from pose_core.data.coco import load_coco_keypoints
+
+        return load_coco_keypoints(
+            _resolve(annotations), self.spec, image_dir=_resolve(images) if images else None,
+            dataset=self.data.dataset,
+        )
+
+    def _validation_records(self) -> list[Any]:
+        """The held-out records, the first `val_max_images` when that is positive."""
+        records = self._records(self.data.val_annotations, self.data.val_images)
+        if self.data.val_max_images > 0:
+            records = records[: self.data.val_max_images]
+        return records
+
+    def _evaluate(
+        self, records: Sequence[Any], predict: Callable[[np.ndarray, Any], Poses]
+    ) -> dict[str, float]:
+        """COCO keypoint AP of `predict(bgr_image, record)` over `records`."""
+        image_ids: list[int] = []
+        predictions: list[Poses] = []
+        for record in records:
+            image = cv2.imread(str(record.path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+            if image is None:
+                raise FileNotFoundError(f"cannot read validation image {record.path}")
+            predictions.append(predict(image, record))
+            image_ids.append(int(record.image_id))
+        return evaluate_coco_keypoints(
+            _resolve(self.data.val_annotations), image_ids, predictions, self.spec,
+            self.data.dataset,
+        )
+
+    def inputs(self, batch: Mapping[str, Any], device: torch.device) -> Tensor:
+        return batch["image"].to(device, non_blocking=True)
+
+
+class BottomUpTask(_CocoTask):
     """HigherHRNet training: dataset, loss and validation from the sub-configs.
 
     Args:
@@ -126,30 +188,10 @@ class BottomUpTask:
         validation: ValidationConfig,
         seed: int = 0,
     ) -> None:
-        from pose_core.models import model_info
-
-        self.model_config = model
-        self.data = data
-        self.codec = codec
+        super().__init__(model, data, codec, validation, seed)
         self.loss_config = loss
-        self.validation_config = validation
-        self.seed = seed
-        self.info = model_info(model.name)
-        self.spec = self.info.keypoints
         self.input_size = int(data.input_size[0])
         self.output_sizes = bottom_up_output_sizes(self.input_size, len(loss.heatmap_factors))
-        self._loss: nn.Module | None = None
-
-    def build_model(self) -> nn.Module:
-        return build_model_from_config(self.model_config)
-
-    def _records(self, annotations: str, images: str) -> list[Any]:
-        from pose_core.data.coco import load_coco_keypoints
-
-        return load_coco_keypoints(
-            _resolve(annotations), self.spec, image_dir=_resolve(images) if images else None,
-            dataset=self.data.dataset,
-        )
 
     def train_dataset(self) -> Dataset:
         from pose_core.data.bottom_up_dataset import BottomUpDataset
@@ -172,9 +214,6 @@ class BottomUpTask:
             mean=self.info.mean,
             std=self.info.std,
         )
-
-    def inputs(self, batch: Mapping[str, Any], device: torch.device) -> Tensor:
-        return batch["image"].to(device, non_blocking=True)
 
     def loss(
         self, outputs: Any, batch: Mapping[str, Any], device: torch.device
@@ -200,27 +239,14 @@ class BottomUpTask:
         """AP on the held-out set (first `val_max_images` images), official test path."""
         if not self.data.val_annotations:
             return None
-        records = self._records(self.data.val_annotations, self.data.val_images)
-        if self.data.val_max_images > 0:
-            records = records[: self.data.val_max_images]
+        records = self._validation_records()
         estimator = build_validation_estimator(
             model, self.model_config.name, self.validation_config, device
         )
-        image_ids: list[int] = []
-        predictions: list[Poses] = []
-        for record in records:
-            image = cv2.imread(str(record.path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-            if image is None:
-                raise FileNotFoundError(f"cannot read validation image {record.path}")
-            predictions.append(estimator(image))
-            image_ids.append(int(record.image_id))
-        return evaluate_coco_keypoints(
-            _resolve(self.data.val_annotations), image_ids, predictions, self.spec,
-            self.data.dataset,
-        )
+        return self._evaluate(records, lambda image, record: estimator(image))
 
 
-class TopDownTask:
+class TopDownTask(_CocoTask):
     """HRNet / DarkPose training: person crops, joints MSE with target weights, and validation
     of the crops given by GT boxes or a detection-results JSON (`data.person_boxes`).
 
@@ -237,31 +263,11 @@ class TopDownTask:
         validation: ValidationConfig,
         seed: int = 0,
     ) -> None:
-        from pose_core.models import model_info
-
-        self.model_config = model
-        self.data = data
-        self.codec = codec
-        self.validation_config = validation
-        self.seed = seed
-        self.info = model_info(model.name)
-        self.spec = self.info.keypoints
+        super().__init__(model, data, codec, validation, seed)
         if len(data.input_size) != 2:
             raise ValueError("top-down data.input_size must be [w, h]")
         self.image_wh = (int(data.input_size[0]), int(data.input_size[1]))
         self.heatmap_wh = (self.image_wh[0] // 4, self.image_wh[1] // 4)
-        self._loss: nn.Module | None = None
-
-    def build_model(self) -> nn.Module:
-        return build_model_from_config(self.model_config)
-
-    def _records(self, annotations: str, images: str) -> list[Any]:
-        from pose_core.data.coco import load_coco_keypoints
-
-        return load_coco_keypoints(
-            _resolve(annotations), self.spec, image_dir=_resolve(images) if images else None,
-            dataset=self.data.dataset,
-        )
 
     def train_dataset(self) -> Dataset:
         from pose_core.data.top_down_dataset import (
@@ -290,9 +296,6 @@ class TopDownTask:
             mean=self.info.mean,
             std=self.info.std,
         )
-
-    def inputs(self, batch: Mapping[str, Any], device: torch.device) -> Tensor:
-        return batch["image"].to(device, non_blocking=True)
 
     def loss(
         self, outputs: Any, batch: Mapping[str, Any], device: torch.device
@@ -332,9 +335,7 @@ class TopDownTask:
         from pose_core.inference import PoseEstimator
         from pose_core.inference.backends import TorchBackend
 
-        records = self._records(self.data.val_annotations, self.data.val_images)
-        if self.data.val_max_images > 0:
-            records = records[: self.data.val_max_images]
+        records = self._validation_records()
         estimator = PoseEstimator(
             self.model_config.name,
             backend=TorchBackend(model, device),
@@ -342,22 +343,14 @@ class TopDownTask:
             top_down_decoder="dark" if self.codec.encoding == "dark" else "quarter",
         )
         boxes = self._boxes(records)
-        image_ids: list[int] = []
-        predictions: list[Poses] = []
-        for record in records:
-            image = cv2.imread(str(record.path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-            if image is None:
-                raise FileNotFoundError(f"cannot read validation image {record.path}")
+
+        def predict(image: np.ndarray, record: Any) -> Poses:
             found = boxes[int(record.image_id)]
-            predictions.append(
-                estimator(image, np.asarray(found, np.float64))
-                if found else Poses.empty(self.spec.num_keypoints)
-            )
-            image_ids.append(int(record.image_id))
-        return evaluate_coco_keypoints(
-            _resolve(self.data.val_annotations), image_ids, predictions, self.spec,
-            self.data.dataset,
-        )
+            if not found:
+                return Poses.empty(self.spec.num_keypoints)
+            return estimator(image, np.asarray(found, np.float64))
+
+        return self._evaluate(records, predict)
 
 
 def build_task(config: TrainConfig) -> BottomUpTask | TopDownTask:

@@ -203,11 +203,15 @@ class ResizedTags:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # A bilinear value lies between the min and max of its source pixels; the sources of a
         # tile's rows a..b are rows y0[a]..y1[b] (monotone), same for columns.
+        # Regular windows (e.g. x2): bounds of all joints from views of the maps (no copy),
+        # then the requested joints (a looser margin than for the subset alone is still valid).
+        pooled = self._pooled_bounds(
+            self._maps.reshape(self.num_tags, -1, self._in_h, self._in_w), tile
+        )
+        if pooled is not None:
+            return pooled if joints is None else (pooled[0][:, joints], pooled[1][:, joints])
         maps = self._maps if joints is None else self._maps[:, joints]
         maps = maps.reshape(self.num_tags, -1, self._in_h, self._in_w)
-        pooled = self._pooled_bounds(maps, tile)
-        if pooled is not None:
-            return pooled
         starts_y = torch.arange(0, self.height, tile, device=maps.device)
         ends_y = torch.clamp(starts_y + tile - 1, max=self.height - 1)
         starts_x = torch.arange(0, self.width, tile, device=maps.device)
@@ -244,14 +248,13 @@ class ResizedTags:
                 return None
             params.append((kernel, stride, pad))
         (ky, sy, py), (kx, sx, px) = params
-        flat = maps.reshape(-1, 1, self._in_h, self._in_w)
-        upper = F.max_pool2d(flat, (ky, kx), stride=(sy, sx), padding=(py, px), ceil_mode=True)
-        lower = -F.max_pool2d(-flat, (ky, kx), stride=(sy, sx), padding=(py, px), ceil_mode=True)
         ty, tx = -(-self.height // tile), -(-self.width // tile)
-        shape = (self.num_tags, -1, upper.shape[2], upper.shape[3])
-        upper, lower = upper.reshape(shape)[:, :, :ty, :tx], lower.reshape(shape)[:, :, :ty, :tx]
-        if upper.shape[2:] != (ty, tx):
-            return None
+        # Separable strided window max/min (rows, then columns): a few elementwise maxima on
+        # strided views instead of an overlapping max_pool2d (same values, max/min are exact).
+        upper = _strided_window(maps, 2, ky, sy, py, ty, torch.maximum, -torch.inf)
+        upper = _strided_window(upper, 3, kx, sx, px, tx, torch.maximum, -torch.inf)
+        lower = _strided_window(maps, 2, ky, sy, py, ty, torch.minimum, torch.inf)
+        lower = _strided_window(lower, 3, kx, sx, px, tx, torch.minimum, torch.inf)
         margin = 1e-5 * (1.0 + float(torch.maximum(upper.max(), -lower.min())))
         return lower - margin, upper + margin
 
@@ -261,6 +264,30 @@ class ResizedTags:
             planes, size=(self.height, self.width), mode="bilinear", align_corners=False
         )
         return full.reshape(self.num_tags, -1)
+
+
+def _strided_window(
+    maps: torch.Tensor, dim: int, kernel: int, stride: int, pad: int, count: int, op, fill: float
+) -> torch.Tensor:
+    """out[t] = op over maps[t * stride - pad + k], k < kernel, along `dim`, `fill` outside
+    (= max_pool with that window, stride and padding, ceil_mode, for op = maximum)."""
+    size = maps.shape[dim]
+    after = max(0, (count - 1) * stride + kernel - pad - size)
+    padded = F.pad(maps, _pad_spec(maps.ndim, dim, pad, after), value=fill)
+    lead = (slice(None),) * dim
+    acc = None
+    for k in range(kernel):
+        part = padded[lead + (slice(k, k + (count - 1) * stride + 1, stride),)]
+        acc = part.clone() if acc is None else op(acc, part, out=acc)
+    assert acc is not None
+    return acc
+
+
+def _pad_spec(ndim: int, dim: int, before: int, after: int) -> list[int]:
+    """F.pad argument padding only `dim` (non-negative)."""
+    spec = [0, 0] * (ndim - dim)
+    spec[-2], spec[-1] = before, after
+    return spec
 
 
 def _range_min_max(
@@ -311,6 +338,7 @@ def top_k_candidates(
     k: int,
     nms_kernel: int = 5,
     above: float | None = None,
+    tile_max: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-k NMS maxima per joint.
 
@@ -323,6 +351,7 @@ def top_k_candidates(
             those pixels only and the rest of the k slots hold value 0 at pixel 0. The entries
             above the threshold are the same as with the full top-k (except for the order of
             exactly equal values), which is all the matcher uses.
+        tile_max: optional precomputed `_tile_max(heatmaps, _TILE)` (shared with refine).
 
     Returns:
         val_k (J, k) float (descending), ind_k (J, k) int64 flat pixel index y * W + x,
@@ -331,7 +360,7 @@ def top_k_candidates(
     num_joints, height, width = heatmaps.shape
     k = min(k, height * width)
     if above is not None and above >= 0:
-        val_k, ind_k = _top_k_local_maxima_above(heatmaps, above, k, nms_kernel)
+        val_k, ind_k = _top_k_local_maxima_above(heatmaps, above, k, nms_kernel, tile_max)
         joints = torch.arange(num_joints, device=heatmaps.device)[:, None].expand_as(ind_k)
         return val_k, ind_k, sampler(joints, ind_k)
     suppressed = heatmap_nms(heatmaps, nms_kernel).reshape(num_joints, -1)
@@ -342,7 +371,11 @@ def top_k_candidates(
 
 
 def _top_k_local_maxima_above(
-    heatmaps: torch.Tensor, above: float, k: int, nms_kernel: int
+    heatmaps: torch.Tensor,
+    above: float,
+    k: int,
+    nms_kernel: int,
+    tile_max: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k local maxima with value > `above`, examining only tiles whose max exceeds it.
 
@@ -352,7 +385,8 @@ def _top_k_local_maxima_above(
     """
     num_joints, height, width = heatmaps.shape
     radius = nms_kernel // 2
-    tile_max = _tile_max(heatmaps, _TILE)
+    if tile_max is None:
+        tile_max = _tile_max(heatmaps, _TILE)
     joint, ty, tx = torch.nonzero(tile_max > above, as_tuple=True)
     if joint.numel() == 0 or joint.numel() * 4 > tile_max.numel():
         mask = local_maxima(heatmaps, nms_kernel) & (heatmaps > above)
@@ -546,9 +580,12 @@ def _tile_max(heatmaps: torch.Tensor, tile: int) -> torch.Tensor:
     pad_h, pad_w = (-height) % tile, (-width) % tile
     if pad_h or pad_w:
         heatmaps = F.pad(heatmaps, (0, pad_w, 0, pad_h), value=-torch.inf)
-    rows = heatmaps.reshape(num_joints, height + pad_h, (width + pad_w) // tile, tile).amax(-1)
-    blocks = rows.reshape(num_joints, (height + pad_h) // tile, tile, -1)
-    return blocks.amax(2)
+    # Rows first (elementwise maxima of whole contiguous rows), then the 8x smaller columns.
+    blocks = heatmaps.reshape(num_joints, (height + pad_h) // tile, tile, width + pad_w)
+    rows = blocks[:, :, 0].clone() if tile == 1 else torch.maximum(blocks[:, :, 0], blocks[:, :, 1])
+    for k in range(2, tile):
+        torch.maximum(rows, blocks[:, :, k], out=rows)
+    return rows.reshape(num_joints, (height + pad_h) // tile, -1, tile).amax(-1)
 
 
 def _refine_scores(
@@ -700,6 +737,7 @@ def refine_people(
     heatmaps: torch.Tensor,
     sampler: TagSampler,
     sparse_entry_limit: int = 1 << 22,
+    tile_max: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Official `refine` for every person at once; fills joints whose value is 0.
 
@@ -726,6 +764,7 @@ def refine_people(
         sampler: tags on the same grid.
         sparse_entry_limit: never use the sparse search above this many entries (0: always
             per joint).
+        tile_max: optional precomputed `_tile_max(heatmaps, _TILE)` of all joints.
 
     Returns:
         A float32 copy of `grouped` with refined joints filled (their tag columns stay 0).
@@ -770,7 +809,7 @@ def refine_people(
     needed = torch.unique(qj)  # joints with pairs; `slot` maps a joint to its bound row
     slot = torch.full((num_joints,), -1, dtype=torch.long, device=dev)
     slot[needed] = torch.arange(len(needed), device=dev)
-    tile_max = _tile_max(heatmaps[needed], _TILE)
+    tile_max = (_tile_max(heatmaps, _TILE) if tile_max is None else tile_max)[needed]
     tiles_y, tiles_x = tile_max.shape[1:]
     tag_low, tag_high = sampler.tile_bounds(_TILE, needed)  # (L, J', ty, tx)
     qs = slot[qj]
@@ -864,8 +903,10 @@ def parse_bottom_up(
             f"tag grid {(sampler.height, sampler.width)} != heatmap grid {(height, width)}"
         )
     heatmaps = heatmaps.float()
+    tile_max = _tile_max(heatmaps, _TILE)  # shared by the top-k and refine bounds
     val_k, ind_k, tag_k = top_k_candidates(
-        heatmaps, sampler, params.max_people, params.nms_kernel, above=params.detection_threshold
+        heatmaps, sampler, params.max_people, params.nms_kernel, above=params.detection_threshold,
+        tile_max=tile_max,
     )
     val_np = val_k.cpu().numpy().astype(np.float32)
     ind_np = ind_k.cpu().numpy()
@@ -876,7 +917,7 @@ def parse_bottom_up(
         grouped = adjust_positions(grouped, heatmaps)
     scores = grouped[:, :, 2].mean(axis=1).astype(np.float64)
     if params.refine:
-        grouped = refine_people(grouped, heatmaps, sampler)
+        grouped = refine_people(grouped, heatmaps, sampler, tile_max=tile_max)
     return GroupingResult(grouped, scores, tag_np, loc_np, val_np)
 
 

@@ -81,19 +81,34 @@ def merge_stage_outputs(
         ups = _to_last_size(outputs)
         heatmaps = sum(out[:, :j] for out in ups) / len(ups)
         return ScaleMaps(scale_factor, heatmaps, ups[0][:, None, j : 2 * j])
-    # Both passes upsampled in one call; the mirrored pass is flipped back and its joints
-    # reordered once for the summed heatmaps and once for the tags (no per-output copies).
-    both = _to_last_size([torch.cat((a, b)) for a, b in zip(outputs, flip_outputs)])
+    # Flip-back (mirror + joint reorder) and the sum of the two passes happen at each output's
+    # own resolution, before upsampling: bilinear upsampling (align_corners=False) is linear and
+    # commutes with a mirror along width, so this equals the official order (upsample each pass,
+    # flip back, average) to float rounding, with one upsampling of J heatmap channels instead of
+    # 2 x 2J. Output 0's heatmap sum and both tag passes are upsampled in one call; the tags are
+    # a view of its result (no copy).
     n = outputs[0].shape[0]
-    summed = sum(out[:, :j] for out in both)
-    reorder = torch.as_tensor(list(flip_index), device=summed.device)
-    flip_heatmaps = torch.flip(summed[n:].index_select(1, reorder), dims=[3])
-    heatmaps = (summed[:n] / len(both) + flip_heatmaps / len(both)) / 2.0
-    tags = torch.empty(
-        (n, 2, j) + tuple(both[0].shape[2:]), dtype=both[0].dtype, device=both[0].device
-    )
-    tags[:, 0] = both[0][:n, j : 2 * j]
-    tags[:, 1] = torch.flip(both[0][n:, j : 2 * j].index_select(1, reorder), dims=[3])
+    size = outputs[-1].shape[-2:]
+    reorder = torch.as_tensor(list(flip_index), device=outputs[0].device)
+
+    def flip_back(maps: torch.Tensor) -> torch.Tensor:
+        return torch.flip(maps.index_select(1, reorder), dims=[3])
+
+    last = len(outputs) - 1
+    total: torch.Tensor | None = None
+    tags: torch.Tensor | None = None
+    for i, (out, flipped) in enumerate(zip(outputs, flip_outputs)):
+        heat = out[:, :j] + flip_back(flipped[:, :j])
+        if i == 0:
+            heat = torch.cat((heat, out[:, j : 2 * j], flip_back(flipped[:, j : 2 * j])), dim=1)
+        if i != last and heat.shape[-2:] != size:
+            heat = F.interpolate(heat, size=size, mode="bilinear", align_corners=False)
+        if i == 0:
+            tags = heat[:, j : 3 * j].reshape((n, 2, j) + tuple(heat.shape[2:]))
+            heat = heat[:, :j]
+        total = heat if total is None else total + heat
+    assert total is not None and tags is not None
+    heatmaps = total / (2.0 * len(outputs))
     return ScaleMaps(scale_factor, heatmaps, tags)
 
 
@@ -127,7 +142,7 @@ def aggregate_scales(
         )[0]
         total = projected if total is None else total + projected
     assert total is not None
-    final = total / float(len(ordered))
+    final = total if len(ordered) == 1 else total / float(len(ordered))
     if len(ordered) == 1:
         tag_pass = ordered[0]
     else:

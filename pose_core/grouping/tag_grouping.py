@@ -270,24 +270,24 @@ def _strided_window(
     maps: torch.Tensor, dim: int, kernel: int, stride: int, pad: int, count: int, op, fill: float
 ) -> torch.Tensor:
     """out[t] = op over maps[t * stride - pad + k], k < kernel, along `dim`, `fill` outside
-    (= max_pool with that window, stride and padding, ceil_mode, for op = maximum)."""
+    (= max_pool with that window, stride and padding, ceil_mode, for op = maximum);
+    no padded copy of the maps."""
     size = maps.shape[dim]
-    after = max(0, (count - 1) * stride + kernel - pad - size)
-    padded = F.pad(maps, _pad_spec(maps.ndim, dim, pad, after), value=fill)
     lead = (slice(None),) * dim
-    acc = None
+    shape = list(maps.shape)
+    shape[dim] = count
+    acc = torch.full(shape, fill, dtype=maps.dtype, device=maps.device)
     for k in range(kernel):
-        part = padded[lead + (slice(k, k + (count - 1) * stride + 1, stride),)]
-        acc = part.clone() if acc is None else op(acc, part, out=acc)
-    assert acc is not None
+        # windows t whose k-th source index t * stride - pad + k lies inside the map
+        first = max(0, -(-(pad - k) // stride))
+        last = min(count - 1, (size - 1 + pad - k) // stride)
+        if last < first:
+            continue
+        src = first * stride - pad + k
+        part = maps[lead + (slice(src, src + (last - first) * stride + 1, stride),)]
+        view = acc[lead + (slice(first, last + 1),)]
+        op(view, part, out=view)
     return acc
-
-
-def _pad_spec(ndim: int, dim: int, before: int, after: int) -> list[int]:
-    """F.pad argument padding only `dim` (non-negative)."""
-    spec = [0, 0] * (ndim - dim)
-    spec[-2], spec[-1] = before, after
-    return spec
 
 
 def _range_min_max(
@@ -392,16 +392,17 @@ def _top_k_local_maxima_above(
         mask = local_maxima(heatmaps, nms_kernel) & (heatmaps > above)
         return _top_k_of_mask(heatmaps, mask, k)
     dev = heatmaps.device
-    pad_h = (-height) % _TILE + radius
-    pad_w = (-width) % _TILE + radius
-    padded = F.pad(heatmaps, (radius, pad_w, radius, pad_h), value=-torch.inf)
-    padded_h, padded_w = padded.shape[1:]
     side = _TILE + 2 * radius
-    offsets = torch.arange(side, device=dev)
-    rows = ty[:, None] * _TILE + offsets  # padded coordinates of the patch rows
+    offsets = torch.arange(side, device=dev) - radius
+    rows = ty[:, None] * _TILE + offsets  # map coordinates of the patch rows (may be outside)
     cols = tx[:, None] * _TILE + offsets
-    index = (joint[:, None, None] * padded_h + rows[:, :, None]) * padded_w + cols[:, None, :]
-    patches = padded.reshape(-1).take(index)  # (A, side, side)
+    inside_y, inside_x = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
+    inside = inside_y[:, :, None] & inside_x[:, None, :]
+    rows, cols = rows.clamp(0, height - 1), cols.clamp(0, width - 1)
+    index = (joint[:, None, None] * height + rows[:, :, None]) * width + cols[:, None, :]
+    # Gather the (tile + halo) patches straight from the maps (no padded copy of the maps);
+    # pixels outside the map read as -inf, as max-pool padding does.
+    patches = heatmaps.reshape(-1).take(index).masked_fill_(~inside, -torch.inf)  # (A, s, s)
     pooled = window_max(window_max(patches, nms_kernel, -1), nms_kernel, -2)
     inner = slice(radius, radius + _TILE)
     values = patches[:, inner, inner]
@@ -582,8 +583,8 @@ def _tile_max(heatmaps: torch.Tensor, tile: int) -> torch.Tensor:
         heatmaps = F.pad(heatmaps, (0, pad_w, 0, pad_h), value=-torch.inf)
     # Rows first (elementwise maxima of whole contiguous rows), then the 8x smaller columns.
     blocks = heatmaps.reshape(num_joints, (height + pad_h) // tile, tile, width + pad_w)
-    rows = blocks[:, :, 0].clone() if tile == 1 else torch.maximum(blocks[:, :, 0], blocks[:, :, 1])
-    for k in range(2, tile):
+    rows = blocks[:, :, 0].clone()
+    for k in range(1, tile):
         torch.maximum(rows, blocks[:, :, k], out=rows)
     return rows.reshape(num_joints, (height + pad_h) // tile, -1, tile).amax(-1)
 

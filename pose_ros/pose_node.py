@@ -30,9 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -52,6 +50,7 @@ from pose_ros.image_conversion import (
 )
 from pose_ros.marker_conversion import poses_to_markers
 from pose_ros.msg import PersonArray
+from pose_ros.node_main import run_node
 from pose_ros.params import NodeParams, declare_node_parameters, read_node_params
 from pose_ros.pose_conversion import PersonArrayBuilder
 
@@ -411,15 +410,7 @@ class PoseNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     """`python -m pose_ros.pose_node [--ros-args ...]`: run the node until Ctrl-C."""
-    try:
-        with rclpy.init(args=args):
-            node = PoseNode()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(PoseNode, args)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -25,6 +23,7 @@ from std_msgs.msg import Header
 
 from pose_core.data.synthetic import SyntheticScene, SyntheticVideo
 from pose_ros.image_conversion import bgr_to_compressed, bgr_to_image
+from pose_ros.node_main import run_node
 
 __all__ = ["SyntheticCameraNode", "pinhole_camera_info", "main"]
 
@@ -135,15 +134,7 @@ class SyntheticCameraNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """`python -m pose_ros.synthetic_camera [--ros-args ...]`: publish until Ctrl-C."""
-    try:
-        with rclpy.init(args=args):
-            node = SyntheticCameraNode()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(SyntheticCameraNode, args)
 
 
 if __name__ == "__main__":

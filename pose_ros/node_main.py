@@ -1,0 +1,33 @@
+"""The `main()` body every pose_ros executable shares (ros2/demos idiom).
+
+`run_node(node_factory, args)` initialises rclpy, builds one node, spins it until Ctrl-C or an
+external shutdown, destroys the node and shuts rclpy down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+__all__ = ["run_node"]
+
+
+def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) -> None:
+    """Spin the node `node_factory()` builds until Ctrl-C or an external shutdown.
+
+    Args:
+        node_factory: builds the node once rclpy is initialised (a `Node` subclass).
+        args: command-line arguments for `rclpy.init` (`--ros-args ...`); None reads `sys.argv`.
+    """
+    try:
+        with rclpy.init(args=args):
+            node = node_factory()
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass

@@ -164,6 +164,20 @@ def _outside(mu_x: float, mu_y: float, tmp_size: float, heatmap_wh: tuple[int, i
     return left >= heatmap_wh[0] or top >= heatmap_wh[1] or right < 0 or bottom < 0
 
 
+def _top_down_arrays(
+    joints: np.ndarray, joints_vis: np.ndarray, heatmap_wh: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Joints as float64 (J, >=2), a zero target (J, h, w) float32 and the weight (J, 1) float32
+    taken from visibility column 0."""
+    joints = np.asarray(joints, dtype=np.float64)
+    vis = np.asarray(joints_vis, dtype=np.float64).reshape(len(joints), -1)[:, 0]
+    num_joints = len(joints)
+    width, height = int(heatmap_wh[0]), int(heatmap_wh[1])
+    target = np.zeros((num_joints, height, width), dtype=np.float32)
+    weight = vis.astype(np.float32).reshape(num_joints, 1)
+    return joints, target, weight
+
+
 def hrnet_top_down_targets(
     joints: np.ndarray,
     joints_vis: np.ndarray,
@@ -183,12 +197,8 @@ def hrnet_top_down_targets(
     Returns:
         target (J, h, w) float32, target_weight (J, 1) float32.
     """
-    joints = np.asarray(joints, dtype=np.float64)
-    vis = np.asarray(joints_vis, dtype=np.float64).reshape(len(joints), -1)[:, 0]
-    num_joints = len(joints)
-    width, height = int(heatmap_wh[0]), int(heatmap_wh[1])
-    target = np.zeros((num_joints, height, width), dtype=np.float32)
-    weight = vis.astype(np.float32).reshape(num_joints, 1)
+    joints, target, weight = _top_down_arrays(joints, joints_vis, heatmap_wh)
+    num_joints, height, width = target.shape
     stride_x = image_wh[0] / heatmap_wh[0]
     stride_y = image_wh[1] / heatmap_wh[1]
     tmp_size = sigma * 3
@@ -233,12 +243,8 @@ def dark_top_down_targets(
     Returns:
         target (J, h, w) float32, target_weight (J, 1) float32.
     """
-    joints = np.asarray(joints, dtype=np.float64)
-    vis = np.asarray(joints_vis, dtype=np.float64).reshape(len(joints), -1)[:, 0]
-    num_joints = len(joints)
-    width, height = int(heatmap_wh[0]), int(heatmap_wh[1])
-    target = np.zeros((num_joints, height, width), dtype=np.float32)
-    weight = vis.astype(np.float32).reshape(num_joints, 1)
+    joints, target, weight = _top_down_arrays(joints, joints_vis, heatmap_wh)
+    num_joints, height, width = target.shape
     tmp_size = sigma * 3
     xs = np.arange(0, width, 1, dtype=np.float32)
     ys = np.arange(0, height, 1, dtype=np.float32)[:, None]

@@ -18,6 +18,8 @@ maximum is <= 0 (the official `get_max_preds` mask).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -100,6 +102,43 @@ def _modulate(heatmaps: torch.Tensor, kernel: int) -> torch.Tensor:
     return blurred * ratio[..., None, None]
 
 
+def _sampler(
+    flat: torch.Tensor, px: torch.Tensor, py: torch.Tensor, size_wh: tuple[int, int]
+) -> Callable[[int, int], torch.Tensor]:
+    """`at(dy, dx)`: the value of each (N, J) map of `flat` (N, J, H*W) at (py + dy, px + dx),
+    the position clamped to the map."""
+    w, h = size_wh
+
+    def at(dy: int, dx: int) -> torch.Tensor:
+        yy = torch.clamp(py + dy, 0, h - 1)
+        xx = torch.clamp(px + dx, 0, w - 1)
+        return torch.gather(flat, 2, (yy * w + xx)[..., None])[..., 0]
+
+    return at
+
+
+def _taylor_offsets(
+    at: Callable[[int, int], torch.Tensor], inside: torch.Tensor
+) -> torch.Tensor:
+    """DARK's Taylor step -H^-1 g of the log-map, from the 5x5 stencil `at(dy, dx)` (float64).
+
+    Returns:
+        (..., 2) offsets (x, y), 0 where `inside` is False or the Hessian determinant is 0.
+    """
+    center = at(0, 0)
+    dx = 0.5 * (at(0, 1) - at(0, -1))
+    dy = 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = 0.25 * (at(0, 2) - 2 * center + at(0, -2))
+    dyy = 0.25 * (at(2, 0) - 2 * center + at(-2, 0))
+    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    det = dxx * dyy - dxy * dxy
+    ok = inside & (det != 0)
+    safe = torch.where(ok, det, torch.ones_like(det))
+    off_x = -(dyy * dx - dxy * dy) / safe
+    off_y = -(-dxy * dx + dxx * dy) / safe
+    return torch.stack((off_x, off_y), dim=-1) * ok[..., None]
+
+
 def dark_decode(
     heatmaps: torch.Tensor | np.ndarray, kernel: int = 11
 ) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]:
@@ -129,23 +168,9 @@ def dark_decode(
     pyc = torch.clamp(py, 2, max(h - 3, 2))
     flat = logs.reshape(n, j, -1)
 
-    def at(dy: int, dx: int) -> torch.Tensor:
-        yy = torch.clamp(pyc + dy, 0, h - 1)
-        xx = torch.clamp(pxc + dx, 0, w - 1)
-        return torch.gather(flat, 2, (yy * w + xx)[..., None])[..., 0]
+    at = _sampler(flat, pxc, pyc, (w, h))
 
-    center = at(0, 0)
-    dx = 0.5 * (at(0, 1) - at(0, -1))
-    dy = 0.5 * (at(1, 0) - at(-1, 0))
-    dxx = 0.25 * (at(0, 2) - 2 * center + at(0, -2))
-    dyy = 0.25 * (at(2, 0) - 2 * center + at(-2, 0))
-    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
-    det = dxx * dyy - dxy * dxy
-    ok = inside & (det != 0)
-    safe = torch.where(ok, det, torch.ones_like(det))
-    off_x = -(dyy * dx - dxy * dy) / safe
-    off_y = -(-dxy * dx + dxx * dy) / safe
-    offsets = torch.stack((off_x, off_y), dim=-1) * ok[..., None]
+    offsets = _taylor_offsets(at, inside)
     return _back(coords + offsets, maxvals, tensor, is_numpy)
 
 
@@ -171,10 +196,7 @@ def quarter_offset_decode(
     pyc = torch.clamp(py, 1, max(h - 2, 1))
     flat = maps.reshape(n, j, -1)
 
-    def at(dy: int, dx: int) -> torch.Tensor:
-        yy = torch.clamp(pyc + dy, 0, h - 1)
-        xx = torch.clamp(pxc + dx, 0, w - 1)
-        return torch.gather(flat, 2, (yy * w + xx)[..., None])[..., 0]
+    at = _sampler(flat, pxc, pyc, (w, h))
 
     diff = torch.stack((at(0, 1) - at(0, -1), at(1, 0) - at(-1, 0)), dim=-1)
     coords = coords + torch.sign(diff).double() * 0.25 * inside[..., None]
@@ -222,16 +244,5 @@ def dark_offsets_at(
     def at(dy: int, dx: int) -> torch.Tensor:
         return logs[:, 2 + dy, 2 + dx]
 
-    center = at(0, 0)
-    dx = 0.5 * (at(0, 1) - at(0, -1))
-    dy = 0.5 * (at(1, 0) - at(-1, 0))
-    dxx = 0.25 * (at(0, 2) - 2 * center + at(0, -2))
-    dyy = 0.25 * (at(2, 0) - 2 * center + at(-2, 0))
-    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
-    det = dxx * dyy - dxy * dxy
     inside = (x > 1) & (x < width - 2) & (y > 1) & (y < height - 2)
-    ok = inside & (det != 0)
-    safe = torch.where(ok, det, torch.ones_like(det))
-    off_x = -(dyy * dx - dxy * dy) / safe
-    off_y = -(-dxy * dx + dxx * dy) / safe
-    return torch.stack((off_x, off_y), dim=-1) * ok[:, None]
+    return _taylor_offsets(at, inside)

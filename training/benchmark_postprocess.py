@@ -10,6 +10,8 @@ back-projection to image pixels.
 - loop reference: the official structure: every heatmap and tag map projected in full,
   `reference_parse` (per-person adjust and full-map refine loops over all joints, numpy, as the
   official `HeatmapParser.refine`), per-person back-projection.
+- all timed functions run interleaved (round-robin, one call each per round), so they see
+  the same load; medians are reported.
 - also reported: the refine stage alone (batched `refine_people` vs the per-person loop) on the
   same adjusted people and maps.
 
@@ -173,6 +175,20 @@ def _time(fn: Callable[[], object], repeats: int, device: torch.device) -> list[
     return times
 
 
+def _time_interleaved(
+    timed: dict[str, tuple[Callable[[], object], int, torch.device]],
+) -> dict[str, list[float]]:
+    """Round-robin timing: round r runs every function that still has repeats left, so all
+    paths see the same machine load (a shared machine's load drifts over seconds)."""
+    times: dict[str, list[float]] = {name: [] for name in timed}
+    rounds = max(repeats for _, repeats, _ in timed.values())
+    for r in range(rounds):
+        for name, (fn, repeats, device) in timed.items():
+            if r < repeats:
+                times[name] += _time(fn, 1, device)
+    return times
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--people", type=int, nargs="+", default=[1, 10, 30])
@@ -192,13 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     for num_people in args.people:
         raw = synthetic_outputs(num_people, args.seed + num_people, device)
         keypoints, scores = batched_path(raw, params)  # warm-up + result
-        batched = _time(lambda: batched_path(raw, params), args.repeats, device)
-        row = {
-            "people": num_people,
-            "found": int(len(keypoints)),
-            "batched_median_ms": 1e3 * statistics.median(batched),
-            "batched_min_ms": 1e3 * min(batched),
-        }
+        row = {"people": num_people, "found": int(len(keypoints))}
+        timed = {"batched": (lambda: batched_path(raw, params), args.repeats, device)}
         if not args.skip_reference:
             cpu_raw = RawOutputs(
                 [o.cpu() for o in raw.outputs], [o.cpu() for o in raw.flip_outputs]
@@ -208,24 +219,39 @@ def main(argv: list[str] | None = None) -> None:
                 np.allclose(ref_kp, keypoints, atol=1e-3)
                 and np.allclose(ref_scores, scores, atol=1e-5)
             )
-            reference = _time(
-                lambda: loop_reference_path(cpu_raw, params), args.reference_repeats,
-                torch.device("cpu"),
-            )
             heat, sampler, unrefined, dense = refine_stage_inputs(cpu_raw, params)
             det_np, tags_np = heat.numpy(), dense.numpy()
-            refine_loop = _time(
-                lambda: [_refine_one(det_np, tags_np, person) for person in unrefined],
-                args.reference_repeats, torch.device("cpu"),
-            )
             heat_d = heat.to(device)
             sampler_d = aggregate_scales(
                 [merge_stage_outputs(raw.outputs, raw.flip_outputs, 17, COCO_17.flip_index)],
                 INPUT_WH,
             )[1]
-            refine_batched = _time(
-                lambda: refine_people(unrefined, heat_d, sampler_d), args.repeats, device
+            cpu = torch.device("cpu")
+            timed.update(
+                {
+                    "reference": (
+                        lambda: loop_reference_path(cpu_raw, params), args.reference_repeats, cpu
+                    ),
+                    "refine_loop": (
+                        lambda: [_refine_one(det_np, tags_np, person) for person in unrefined],
+                        args.reference_repeats, cpu,
+                    ),
+                    "refine_batched": (
+                        lambda: refine_people(unrefined, heat_d, sampler_d), args.repeats, device
+                    ),
+                }
             )
+        times = _time_interleaved(timed)
+        batched = times["batched"]
+        row.update(
+            {
+                "batched_median_ms": 1e3 * statistics.median(batched),
+                "batched_min_ms": 1e3 * min(batched),
+            }
+        )
+        if not args.skip_reference:
+            reference, refine_loop = times["reference"], times["refine_loop"]
+            refine_batched = times["refine_batched"]
             row.update(
                 {
                     "refine_batched_median_ms": 1e3 * statistics.median(refine_batched),

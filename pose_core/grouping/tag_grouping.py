@@ -683,17 +683,28 @@ def _search_sparse(
     lower: torch.Tensor,
     tile_ok: torch.Tensor,
     tiles_yx: tuple[int, int],
+    tile_gap: torch.Tensor | None = None,
+    sub_max: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Exact first argmax per pair over exactly its own candidate tiles, all pairs at once
-    (segment max with a smallest-index tie-break). Returns (Q,) flat pixel indices."""
+    (segment max with a smallest-index tie-break). Returns (Q,) flat pixel indices.
+
+    With `tile_gap` ((Q, tiles) rounded distance from the pair's mean tag to each tile's tag
+    box, a lower bound of round(||tag - prev||) on the tile) and `sub_max` ((Q', 2 ty, 2 tx)
+    maxima of det over _TILE / 2 sub-tiles, row q of a pair = its joint's row in det), a
+    pixel can only be the answer when det - gap >= LB: sub-tiles whose maximum fails that are
+    skipped, and so are such pixels (the exact score of a pixel never exceeds det - gap)."""
     dev = det.device
     num_pairs = qj.shape[0]
     tiles_y, tiles_x = tiles_yx
     num_pixels = det.shape[1]
     width = sampler.width
     height = sampler.height
-    inner = torch.arange(_TILE, device=dev)
     pair_ids, tile_ids = torch.nonzero(tile_ok, as_tuple=True)
+    if tile_gap is not None and sub_max is not None:
+        return _search_sparse_sub(det, sampler, qj, qprev, lower, pair_ids, tile_ids,
+                                  tile_gap[pair_ids, tile_ids], sub_max, tiles_x)
+    inner = torch.arange(_TILE, device=dev)
     best_val = torch.full((num_pairs,), -torch.inf, dtype=torch.float32, device=dev)
     best_pix = torch.zeros((num_pairs,), dtype=torch.long, device=dev)
     step = max(1, _CHUNK_ELEMENTS // (_TILE * _TILE))
@@ -733,12 +744,90 @@ def _search_sparse(
     return best_pix
 
 
+def _search_sparse_sub(
+    det: torch.Tensor,
+    sampler: TagSampler,
+    qj: torch.Tensor,
+    qprev: torch.Tensor,
+    lower: torch.Tensor,
+    pair_ids: torch.Tensor,
+    tile_ids: torch.Tensor,
+    gaps: torch.Tensor,
+    sub_max: torch.Tensor,
+    tiles_x: int,
+) -> torch.Tensor:
+    """`_search_sparse` over (pair, tile) entries, pruned by sub-tile maxima and tile gaps."""
+    dev = det.device
+    num_pairs = qj.shape[0]
+    num_pixels = det.shape[1]
+    width, height = sampler.width, sampler.height
+    half = _TILE // 2
+    tiles_y = -(-height // _TILE)
+    # sub-tile grid padded to exactly 2 x 2 per tile (odd ceil(H / 4) or ceil(W / 4))
+    pad_y, pad_x = 2 * tiles_y - sub_max.shape[1], 2 * tiles_x - sub_max.shape[2]
+    if pad_y or pad_x:
+        sub_max = F.pad(sub_max, (0, pad_x, 0, pad_y), value=-torch.inf)
+    sub_x = sub_max.shape[2]
+    best_val = torch.full((num_pairs,), -torch.inf, dtype=torch.float32, device=dev)
+    best_pix = torch.zeros((num_pairs,), dtype=torch.long, device=dev)
+    # (entry, 4) sub-tiles: keep those whose det maximum minus the tile gap reaches LB.
+    ty = torch.div(tile_ids, tiles_x, rounding_mode="floor")
+    tx = tile_ids - ty * tiles_x
+    sy = (2 * ty)[:, None] + torch.tensor([0, 0, 1, 1], device=dev)
+    sx = (2 * tx)[:, None] + torch.tensor([0, 1, 0, 1], device=dev)
+    joint = qj[pair_ids]
+    sub_vals = sub_max.reshape(-1).take((joint[:, None] * sub_max.shape[1] + sy) * sub_x + sx)
+    # Tested as det - gap >= LB, never det >= LB + gap: the answer's own score is
+    # det - round(dist) <= det - gap in float arithmetic too, while LB + gap may round up.
+    pair_lower = lower[pair_ids]
+    e, k = torch.nonzero(sub_vals - gaps[:, None] >= pair_lower[:, None], as_tuple=True)
+    if e.numel() == 0:
+        return best_pix
+    inner = torch.arange(half, device=dev)
+    step = max(1, _CHUNK_ELEMENTS // (half * half))
+    for start in range(0, e.numel(), step):
+        ee, kk = e[start : start + step], k[start : start + step]
+        rows = (sy[ee, kk] * half)[:, None] + inner
+        cols = (sx[ee, kk] * half)[:, None] + inner
+        valid = (rows < height)[:, :, None] & (cols < width)[:, None, :]
+        pix = (rows[:, :, None] * width + cols[:, None, :])[valid]
+        ent = ee[:, None, None].expand(-1, half, half)[valid]
+        jj = joint[ent]
+        values = det.reshape(-1).take(jj * num_pixels + pix)
+        keep = values - gaps[ent] >= pair_lower[ent]
+        ent, pix, jj, values = ent[keep], pix[keep], jj[keep], values[keep]
+        if ent.numel() == 0:
+            continue
+        q = pair_ids[ent]
+        tags = sampler(jj, pix)  # (E, L)
+        prev = qprev[q]
+        dist2 = None
+        for component in range(tags.shape[1]):
+            diff = tags[:, component] - prev[:, component]
+            dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+        assert dist2 is not None
+        scores = values - torch.round(torch.sqrt(dist2))
+        chunk_val = torch.full_like(best_val, -torch.inf).scatter_reduce(
+            0, q, scores, reduce="amax"
+        )
+        at_max = scores == chunk_val[q]
+        big = torch.full_like(pix, num_pixels)
+        chunk_pix = torch.full_like(best_pix, num_pixels).scatter_reduce(
+            0, q, torch.where(at_max, pix, big), reduce="amin"
+        )
+        better = (chunk_val > best_val) | ((chunk_val == best_val) & (chunk_pix < best_pix))
+        best_val = torch.where(better, chunk_val, best_val)
+        best_pix = torch.where(better, chunk_pix, best_pix)
+    return best_pix
+
+
 def refine_people(
     grouped: np.ndarray,
     heatmaps: torch.Tensor,
     sampler: TagSampler,
     sparse_entry_limit: int = 1 << 22,
     tile_max: torch.Tensor | None = None,
+    sub_tile_max: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Official `refine` for every person at once; fills joints whose value is 0.
 
@@ -766,6 +855,7 @@ def refine_people(
         sparse_entry_limit: never use the sparse search above this many entries (0: always
             per joint).
         tile_max: optional precomputed `_tile_max(heatmaps, _TILE)` of all joints.
+        sub_tile_max: optional precomputed `_tile_max(heatmaps, _TILE // 2)` of all joints.
 
     Returns:
         A float32 copy of `grouped` with refined joints filled (their tag columns stay 0).
@@ -815,6 +905,7 @@ def refine_people(
     tag_low, tag_high = sampler.tile_bounds(_TILE, needed)  # (L, J', ty, tx)
     qs = slot[qj]
     upper_all = torch.empty((len(pair_people), tiles_y * tiles_x), dtype=torch.float32, device=dev)
+    gap_all = torch.empty_like(upper_all)  # rounded tag-box distances (whole numbers)
     chunk_pairs = max(1, _CHUNK_ELEMENTS // (tiles_y * tiles_x))
     for start in range(0, len(pair_people), chunk_pairs):
         sl = slice(start, start + chunk_pairs)
@@ -827,8 +918,10 @@ def refine_people(
             )
             gap2 = gap * gap if gap2 is None else gap2 + gap * gap
         assert gap2 is not None
-        upper = tile_max[qs[sl]] - torch.round(torch.sqrt(gap2))
+        rounded = torch.round(torch.sqrt(gap2))
+        upper = tile_max[qs[sl]] - rounded
         upper_all[sl] = upper.reshape(upper.shape[0], -1)
+        gap_all[sl] = rounded.reshape(rounded.shape[0], -1)
     upper_all = torch.nan_to_num(upper_all, nan=-torch.inf)
 
     # Tighten LB with an exact search of each pair's most promising tiles.
@@ -858,7 +951,10 @@ def refine_people(
     pairs_per_joint = torch.bincount(qj, minlength=num_joints)
     per_joint_cost = int(((union_tiles.sum(dim=1) * tile_pixels) * (pairs_per_joint + 8)).sum())
     if entries <= sparse_entry_limit and 10 * entries <= per_joint_cost:
-        best_pix = _search_sparse(det, sampler, qj, qprev, lower, tile_ok, (tiles_y, tiles_x))
+        if sub_tile_max is None:
+            sub_tile_max = _tile_max(heatmaps, _TILE // 2)
+        best_pix = _search_sparse(det, sampler, qj, qprev, lower, tile_ok, (tiles_y, tiles_x),
+                                  gap_all, sub_tile_max)
     else:
         best_pix = _search_per_joint(det, sampler, qj, qprev, lower, tile_ok, (tiles_y, tiles_x),
                                      (height, width))
@@ -904,7 +1000,10 @@ def parse_bottom_up(
             f"tag grid {(sampler.height, sampler.width)} != heatmap grid {(height, width)}"
         )
     heatmaps = heatmaps.float()
-    tile_max = _tile_max(heatmaps, _TILE)  # shared by the top-k and refine bounds
+    # 4 x 4 block maxima, then the 8 x 8 ones from them (max of maxima: exact); shared by the
+    # top-k and the refine bounds.
+    sub_tile_max = _tile_max(heatmaps, _TILE // 2)
+    tile_max = _tile_max(sub_tile_max, 2)
     val_k, ind_k, tag_k = top_k_candidates(
         heatmaps, sampler, params.max_people, params.nms_kernel, above=params.detection_threshold,
         tile_max=tile_max,
@@ -918,7 +1017,9 @@ def parse_bottom_up(
         grouped = adjust_positions(grouped, heatmaps)
     scores = grouped[:, :, 2].mean(axis=1).astype(np.float64)
     if params.refine:
-        grouped = refine_people(grouped, heatmaps, sampler, tile_max=tile_max)
+        grouped = refine_people(
+            grouped, heatmaps, sampler, tile_max=tile_max, sub_tile_max=sub_tile_max
+        )
     return GroupingResult(grouped, scores, tag_np, loc_np, val_np)
 
 

@@ -1532,6 +1532,23 @@ def _write_json(path: pathlib.Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _write_coco_annotations(
+    out: pathlib.Path,
+    description: str,
+    images: list[dict],
+    annotations: list[dict],
+    spec: KeypointSpec,
+) -> pathlib.Path:
+    """Write `out/annotations.json` (COCO keypoints layout) atomically; returns its path."""
+    path = out / "annotations.json"
+    _write_json(path, {
+        "info": {"description": description, "version": "1"},
+        "licenses": [], "images": images, "annotations": annotations,
+        "categories": coco_categories(spec),
+    })
+    return path
+
+
 def _progress(total: int, enabled: bool, desc: str):  # noqa: ANN202 - tqdm or a stub
     if enabled:
         from tqdm import tqdm
@@ -1591,14 +1608,9 @@ def write_dataset(
     finally:
         if bar is not None:
             bar.close()
-    path = out / "annotations.json"
-    _write_json(path, {
-        "info": {"description": f"pose_core synthetic world ({spec.name}, seed {seed})",
-                 "version": "1"},
-        "licenses": [], "images": images, "annotations": annotations,
-        "categories": coco_categories(spec),
-    })
-    return path
+    return _write_coco_annotations(
+        out, f"pose_core synthetic world ({spec.name}, seed {seed})", images, annotations, spec
+    )
 
 
 def write_crop_dataset(
@@ -1673,14 +1685,10 @@ def write_crop_dataset(
     finally:
         if bar is not None:
             bar.close()
-    path = out / "annotations.json"
-    _write_json(path, {
-        "info": {"description": f"pose_core synthetic top-down crops ({spec.name}, seed "
-                                f"{seed})", "version": "1"},
-        "licenses": [], "images": images, "annotations": annotations,
-        "categories": coco_categories(spec),
-    })
-    return path
+    return _write_coco_annotations(
+        out, f"pose_core synthetic top-down crops ({spec.name}, seed {seed})", images,
+        annotations, spec,
+    )
 
 
 def write_video_dataset(
@@ -1723,14 +1731,10 @@ def write_video_dataset(
     finally:
         if bar is not None:
             bar.close()
-    path = out / "annotations.json"
-    _write_json(path, {
-        "info": {"description": f"pose_core synthetic video ({spec.name}, seed {seed}, "
-                                f"{fps} fps)", "version": "1"},
-        "licenses": [], "images": images, "annotations": annotations,
-        "categories": coco_categories(spec),
-    })
-    return path
+    return _write_coco_annotations(
+        out, f"pose_core synthetic video ({spec.name}, seed {seed}, {fps} fps)", images,
+        annotations, spec,
+    )
 
 
 def _imwrite(path: pathlib.Path, image: np.ndarray, quality: int) -> None:

@@ -900,7 +900,11 @@ def refine_people(
     needed = torch.unique(qj)  # joints with pairs; `slot` maps a joint to its bound row
     slot = torch.full((num_joints,), -1, dtype=torch.long, device=dev)
     slot[needed] = torch.arange(len(needed), device=dev)
-    tile_max = (_tile_max(heatmaps, _TILE) if tile_max is None else tile_max)[needed]
+    if tile_max is None:
+        if sub_tile_max is None:
+            sub_tile_max = _tile_max(heatmaps, _TILE // 2)
+        tile_max = _tile_max(sub_tile_max, 2)  # max of 4 x 4 maxima: exact
+    tile_max = tile_max[needed]
     tiles_y, tiles_x = tile_max.shape[1:]
     tag_low, tag_high = sampler.tile_bounds(_TILE, needed)  # (L, J', ty, tx)
     qs = slot[qj]

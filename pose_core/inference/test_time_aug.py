@@ -15,8 +15,11 @@ with PROJECT2IMAGE on:
 
 The heatmaps are built in full at base size; the tags are kept at 1/2 resolution and sampled
 lazily by the parser (`ResizedTags`), which is the same bilinear projection evaluated only where
-the parser needs it. The two projections of the official code (normal and flipped heatmaps) are
-fused into one (interpolation is linear; results agree to float rounding, ~1e-7).
+the parser needs it. Bilinear upsampling is linear and commutes with the mirror along width, so
+the flip-back and the normal + flipped sum are done at each output's own resolution before any
+upsampling: one 1/4 -> 1/2 upsampling (J heatmap channels plus both tag passes in one call) and
+one projection of J channels to base size, instead of one per pass and output. Results agree
+with the official order to float rounding (~1e-7; checked against the official fixtures).
 """
 
 from __future__ import annotations

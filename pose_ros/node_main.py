@@ -28,6 +28,9 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) ->
             try:
                 rclpy.spin(node)
             finally:
-                node.destroy_node()
+                # SIGTERM (rclpy's handler) shuts the context down under the node; destroying a
+                # node of a dead context raises, and there is nothing left to release then.
+                if node.context.ok():
+                    node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -198,6 +198,28 @@ def _camera_process(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     )
 
 
+def _wait_for_camera(
+    executor: MultiThreadedExecutor, monitor: DemoMonitor, camera: subprocess.Popen[bytes],
+    timeout: float = 120.0,
+) -> bool:
+    """Spin until the first people message of the child camera's frames (it is fully up then).
+
+    Stopping a child that is still importing would print a KeyboardInterrupt traceback, and the
+    duration should count frames, not start-up.
+    """
+    print("waiting for the camera process's first frame", flush=True)
+    deadline = time.monotonic() + timeout
+    while monitor.people_messages == 0:
+        if camera.poll() is not None:
+            print(f"the camera process exited with status {camera.returncode}", file=sys.stderr)
+            return False
+        if time.monotonic() > deadline:
+            print(f"no frame from the camera process within {timeout:.0f} s", file=sys.stderr)
+            return False
+        executor.spin_once(timeout_sec=0.05)
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status."""
     profile = find_dds_profile(args.dds_profile)
@@ -230,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
         nodes.append(monitor)
         for node in nodes:
             executor.add_node(node)
+        if camera_process is not None and not _wait_for_camera(executor, monitor, camera_process):
+            return 2
         print(f"running for {args.duration:.0f} s, saving to {args.out}/ (Ctrl-C stops)")
         started = time.monotonic()  # the clock starts once the model is loaded
         next_print = started + 1.0

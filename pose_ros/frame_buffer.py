@@ -143,19 +143,26 @@ class FrameWorker(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> bool:
+    def stop(self, timeout: float | None = 5.0) -> bool:
         """Ask the thread to finish its current frame and exit.
 
+        Args:
+            timeout: seconds to wait; None waits until the frame in progress is done.
+
         Returns:
-            True when the thread ended within `timeout`.
+            True when the thread has ended. On False the thread is still finishing its frame;
+            call `stop` again to keep waiting (it is remembered until it has ended).
         """
         self._stop.set()
         self._buffer.close()
-        thread, self._thread = self._thread, None
+        thread = self._thread
         if thread is None:
             return True
         thread.join(timeout)
-        return not thread.is_alive()
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True
 
     def _run(self) -> None:
         while not self._stop.is_set():

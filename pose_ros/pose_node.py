@@ -243,7 +243,11 @@ class PoseNode(LifecycleNode):
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
-        self._worker.stop()
+        if not self._worker.stop(timeout=5.0):
+            # A frame is still in the network (slow CPU, big model). Destroying the node or the
+            # context under it would crash the process at exit, so wait for it to finish.
+            self.get_logger().warning("waiting for the frame in progress to finish")
+            self._worker.stop(timeout=None)
         self.buffer.clear()
 
     def _release(self) -> None:

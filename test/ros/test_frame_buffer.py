@@ -86,3 +86,20 @@ def test_worker_survives_handler_errors() -> None:
     while 8 not in seen and time.monotonic() < deadline:
         time.sleep(0.01)
     assert worker.stop() and seen[-1] == 8
+
+
+def test_stop_that_times_out_keeps_the_thread_until_it_ends() -> None:
+    """A timed-out stop leaves the frame running; a later stop(None) waits for it to end."""
+    release = threading.Event()
+    buffer: LatestFrameBuffer[int] = LatestFrameBuffer()
+    worker = FrameWorker(buffer, lambda item: release.wait(10.0))
+    worker.start()
+    buffer.put(1)
+    deadline = time.monotonic() + 5.0
+    while buffer.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not worker.stop(timeout=0.05)
+    assert worker.running
+    release.set()
+    assert worker.stop(timeout=None)
+    assert not worker.running

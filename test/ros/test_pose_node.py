@@ -420,10 +420,11 @@ def _fuzz(harness: Harness, message_type: type, topic: str, messages: list, vali
             valid_stamps.append(header.stamp)
             sent += 1
         if sent % 40 < 2:  # let the node keep up: nothing may be lost before the callback
+            # generous: on a starved CI machine the callbacks fall behind, but must catch up
             assert harness.wait_for(
-                lambda: harness.pose.stats.received - start_received >= sent, 20.0
+                lambda: harness.pose.stats.received - start_received >= sent, 60.0
             ), f"node received {harness.pose.stats.received - start_received} of {sent}"
-    assert harness.wait_for(lambda: harness.pose.stats.received - start_received == sent, 20.0)
+    assert harness.wait_for(lambda: harness.pose.stats.received - start_received == sent, 60.0)
     return {"expected": expected, "valid_stamps": valid_stamps}
 
 
@@ -544,8 +545,9 @@ def test_overload_latency_bounded_memory_flat_drops_counted(
         counts = harness.pose.buffer.counts()
         stats = harness.pose.stats
         processed = stats.processed
-        # the camera's own rate may sag on a loaded machine; it must still outpace the node
-        assert camera.frames_published >= 0.6 * 20 * 32, camera.frames_published
+        # the camera's own rate sags on a loaded machine (357 of 640 frames were seen under a
+        # concurrent training run); what matters is that it outpaced the node for the 30 s
+        assert camera.frames_published >= 3 * processed, (camera.frames_published, processed)
         assert processed > 20 and counts.dropped > processed, (processed, counts)
         assert counts.received == stats.received - stats.rejected
         assert counts.taken + counts.dropped + int(harness.pose.buffer.pending) == counts.received

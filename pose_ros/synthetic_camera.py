@@ -43,6 +43,9 @@ def _int_range(low: int, high: int) -> list[IntegerRange]:
     return [IntegerRange(from_value=low, to_value=high, step=1)]
 
 
+MAX_CACHED_FRAMES = 300  # frames of a looping video kept in memory (640x480: ~280 MB at most)
+
+
 class SyntheticCameraNode(Node):
     """Publishes the synthetic video at a fixed rate (see the module docstring).
 
@@ -112,15 +115,22 @@ class SyntheticCameraNode(Node):
         self.frames_published = 0
         self.render_seconds = 0.0
         self.last_scene: SyntheticScene | None = None
+        # A looping video replays its frames from memory (up to MAX_CACHED_FRAMES): rendering is
+        # Python-heavy and, in a process shared with the pose node, competes for the GIL.
+        self._cache: dict[int, SyntheticScene] = {}
         self._timer = self.create_timer(1.0 / self.rate, self._tick)
 
     def _tick(self) -> None:
         index = self.frames_published
         if self.loop_frames:
             index %= self.loop_frames
-        started = time.perf_counter()
-        scene = self.video.frame(index)
-        self.render_seconds += time.perf_counter() - started
+        scene = self._cache.get(index)
+        if scene is None:
+            started = time.perf_counter()
+            scene = self.video.frame(index)
+            self.render_seconds += time.perf_counter() - started
+            if 0 < self.loop_frames <= MAX_CACHED_FRAMES:
+                self._cache[index] = scene
         header = Header(frame_id=self.frame_id, stamp=self.get_clock().now().to_msg())
         self._image_publisher.publish(bgr_to_image(scene.image_bgr, header))
         self._info_publisher.publish(

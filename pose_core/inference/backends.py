@@ -45,6 +45,11 @@ class TorchBackend:
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, self.dtype, memory_format=self.memory_format)
+        if self.device.type == "cpu":
+            # Untrained or badly scaled weights drive activations into float denormals, which
+            # x86 CPUs process 10-100x slower (a random-weight lite model stalled for seconds);
+            # flushing them to zero changes nothing a heatmap can show. Process-wide setting.
+            torch.set_flush_denormal(True)
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -722,26 +722,47 @@ def _search_sparse(
         q, pix, joint, values = q[keep], pix[keep], joint[keep], values[keep]
         if q.numel() == 0:
             continue
-        tags = sampler(joint, pix).t()[:, None, :]  # (L, 1, E)
-        prev = qprev[q]  # (E, L)
-        dist2 = None
-        for component in range(tags.shape[0]):
-            diff = tags[component, 0] - prev[:, component]
-            dist2 = diff * diff if dist2 is None else dist2 + diff * diff
-        assert dist2 is not None
-        scores = values - torch.round(torch.sqrt(dist2))
-        chunk_val = torch.full_like(best_val, -torch.inf).scatter_reduce(
-            0, q, scores, reduce="amax"
+        best_val, best_pix = _fold_scores(
+            best_val, best_pix, q, pix, values, sampler(joint, pix), qprev[q], num_pixels
         )
-        at_max = scores == chunk_val[q]
-        big = torch.full_like(pix, num_pixels)
-        chunk_pix = torch.full_like(best_pix, num_pixels).scatter_reduce(
-            0, q, torch.where(at_max, pix, big), reduce="amin"
-        )
-        better = (chunk_val > best_val) | ((chunk_val == best_val) & (chunk_pix < best_pix))
-        best_val = torch.where(better, chunk_val, best_val)
-        best_pix = torch.where(better, chunk_pix, best_pix)
     return best_pix
+
+
+def _fold_scores(
+    best_val: torch.Tensor,
+    best_pix: torch.Tensor,
+    q: torch.Tensor,
+    pix: torch.Tensor,
+    values: torch.Tensor,
+    tags: torch.Tensor,
+    prev: torch.Tensor,
+    num_pixels: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score candidate pixels and fold them into each query's running best (first argmax).
+
+    Args:
+        best_val, best_pix: (Q,) running best score and flat pixel per (person, joint) query.
+        q, pix, values: (E,) query index, flat pixel and heatmap value of each candidate.
+        tags: (E, L) tag at each candidate; prev: (E, L) the query person's mean tag.
+        num_pixels: H * W (larger than any pixel index; the tie-break sentinel).
+
+    Score = value - round(||tag - prev||), as the official refine; ties keep the lowest pixel
+    index, i.e. numpy's row-major first argmax.
+    """
+    dist2 = None
+    for component in range(tags.shape[1]):
+        diff = tags[:, component] - prev[:, component]
+        dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+    assert dist2 is not None
+    scores = values - torch.round(torch.sqrt(dist2))
+    chunk_val = torch.full_like(best_val, -torch.inf).scatter_reduce(0, q, scores, reduce="amax")
+    at_max = scores == chunk_val[q]
+    big = torch.full_like(pix, num_pixels)
+    chunk_pix = torch.full_like(best_pix, num_pixels).scatter_reduce(
+        0, q, torch.where(at_max, pix, big), reduce="amin"
+    )
+    better = (chunk_val > best_val) | ((chunk_val == best_val) & (chunk_pix < best_pix))
+    return torch.where(better, chunk_val, best_val), torch.where(better, chunk_pix, best_pix)
 
 
 def _search_sparse_sub(
@@ -799,25 +820,9 @@ def _search_sparse_sub(
         if ent.numel() == 0:
             continue
         q = pair_ids[ent]
-        tags = sampler(jj, pix)  # (E, L)
-        prev = qprev[q]
-        dist2 = None
-        for component in range(tags.shape[1]):
-            diff = tags[:, component] - prev[:, component]
-            dist2 = diff * diff if dist2 is None else dist2 + diff * diff
-        assert dist2 is not None
-        scores = values - torch.round(torch.sqrt(dist2))
-        chunk_val = torch.full_like(best_val, -torch.inf).scatter_reduce(
-            0, q, scores, reduce="amax"
+        best_val, best_pix = _fold_scores(
+            best_val, best_pix, q, pix, values, sampler(jj, pix), qprev[q], num_pixels
         )
-        at_max = scores == chunk_val[q]
-        big = torch.full_like(pix, num_pixels)
-        chunk_pix = torch.full_like(best_pix, num_pixels).scatter_reduce(
-            0, q, torch.where(at_max, pix, big), reduce="amin"
-        )
-        better = (chunk_val > best_val) | ((chunk_val == best_val) & (chunk_pix < best_pix))
-        best_val = torch.where(better, chunk_val, best_val)
-        best_pix = torch.where(better, chunk_pix, best_pix)
     return best_pix
 
 

@@ -777,7 +777,16 @@ def _search_sparse_sub(
     sub_max: torch.Tensor,
     tiles_x: int,
 ) -> torch.Tensor:
-    """`_search_sparse` over (pair, tile) entries, pruned by sub-tile maxima and tile gaps."""
+    """`_search_sparse` over (pair, tile) entries, pruned by sub-tile maxima and tile gaps.
+
+    Best first: every pair's sub-tiles are visited in rounds by descending bound
+    (det maximum - gap), first each pair's best few, then geometrically more; before a round,
+    the sub-tiles and pixels whose bound is below the pair's best exact score so far (or LB)
+    are dropped. A pixel scoring the optimum has bound >= optimum >= best so far, so it is never
+    dropped (>=: exact ties survive; the fold keeps the first pixel), and the result equals
+    the one-pass search; the early rounds usually raise the bound from LB to about the
+    optimum, so few of the remaining sub-tiles are scored (e.g. a person whose mean tag is
+    close to the background tags, where every tile's tag gap is 0)."""
     dev = det.device
     num_pairs = qj.shape[0]
     num_pixels = det.shape[1]
@@ -800,29 +809,54 @@ def _search_sparse_sub(
     sub_vals = sub_max.reshape(-1).take((joint[:, None] * sub_max.shape[1] + sy) * sub_x + sx)
     # Tested as det - gap >= LB, never det >= LB + gap: the answer's own score is
     # det - round(dist) <= det - gap in float arithmetic too, while LB + gap may round up.
-    pair_lower = lower[pair_ids]
-    e, k = torch.nonzero(sub_vals - gaps[:, None] >= pair_lower[:, None], as_tuple=True)
+    bounds = sub_vals - gaps[:, None]
+    e, k = torch.nonzero(bounds >= lower[pair_ids][:, None], as_tuple=True)
     if e.numel() == 0:
         return best_pix
+    bound = bounds[e, k]
+    sub_y, sub_xx = sy[e, k], sx[e, k]
+    q_sub = pair_ids[e]
+    # Rank of each sub-tile within its pair by descending bound, then all sub-tiles ordered
+    # by rank (round r visits ranks [r_lo, r_hi) of every pair).
+    order = torch.argsort(bound, descending=True, stable=True)
+    order = order[torch.argsort(q_sub[order], stable=True)]
+    counts = torch.bincount(q_sub, minlength=num_pairs)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(order.numel(), device=dev) - starts[q_sub[order]]
+    by_rank = torch.argsort(rank, stable=True)
+    order, rank = order[by_rank], rank[by_rank]
+    bound, sub_y, sub_xx, q_sub = bound[order], sub_y[order], sub_xx[order], q_sub[order]
+    gap_sub = gaps[e[order]]
     inner = torch.arange(half, device=dev)
     step = max(1, _CHUNK_ELEMENTS // (half * half))
-    for start in range(0, e.numel(), step):
-        ee, kk = e[start : start + step], k[start : start + step]
-        rows = (sy[ee, kk] * half)[:, None] + inner
-        cols = (sx[ee, kk] * half)[:, None] + inner
-        valid = (rows < height)[:, :, None] & (cols < width)[:, None, :]
-        pix = (rows[:, :, None] * width + cols[:, None, :])[valid]
-        ent = ee[:, None, None].expand(-1, half, half)[valid]
-        jj = joint[ent]
-        values = det.reshape(-1).take(jj * num_pixels + pix)
-        keep = values - gaps[ent] >= pair_lower[ent]
-        ent, pix, jj, values = ent[keep], pix[keep], jj[keep], values[keep]
-        if ent.numel() == 0:
-            continue
-        q = pair_ids[ent]
-        best_val, best_pix = _fold_scores(
-            best_val, best_pix, q, pix, values, sampler(jj, pix), qprev[q], num_pixels
-        )
+    max_rank = int(counts.max())
+    lo, hi = 0, 0
+    rank_limit = 2
+    while lo < rank.numel():
+        hi = int(torch.searchsorted(rank, rank_limit)) if rank_limit < max_rank else rank.numel()
+        rank_limit *= 4
+        # the pair's best exact score so far (a valid LB) or LB; a NaN best compares False
+        thr = torch.where(best_val > lower, best_val, lower)
+        part = torch.arange(lo, hi, device=dev)
+        part = part[bound[lo:hi] >= thr[q_sub[lo:hi]]]
+        lo = hi
+        for start in range(0, part.numel(), step):
+            ss = part[start : start + step]
+            rows = (sub_y[ss] * half)[:, None] + inner
+            cols = (sub_xx[ss] * half)[:, None] + inner
+            valid = (rows < height)[:, :, None] & (cols < width)[:, None, :]
+            pix = (rows[:, :, None] * width + cols[:, None, :])[valid]
+            ent = ss[:, None, None].expand(-1, half, half)[valid]
+            q = q_sub[ent]
+            jj = qj[q]
+            values = det.reshape(-1).take(jj * num_pixels + pix)
+            keep = values - gap_sub[ent] >= thr[q]
+            q, pix, jj, values = q[keep], pix[keep], jj[keep], values[keep]
+            if q.numel() == 0:
+                continue
+            best_val, best_pix = _fold_scores(
+                best_val, best_pix, q, pix, values, sampler(jj, pix), qprev[q], num_pixels
+            )
     return best_pix
 
 
@@ -833,6 +867,7 @@ def refine_people(
     sparse_entry_limit: int = 1 << 22,
     tile_max: torch.Tensor | None = None,
     sub_tile_max: torch.Tensor | None = None,
+    seed_pixels: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Official `refine` for every person at once; fills joints whose value is 0.
 
@@ -843,7 +878,10 @@ def refine_people(
     1. per 8 x 8 tile, an upper bound of the score: tile max of det_j minus the rounded
        distance from prev to the tile's tag box (round is monotone, so no pixel of the tile
        scores more);
-    2. a lower bound LB per pair: the exact best score over its 16 best tiles;
+    2. a lower bound LB per pair: the exact best score over its 16 best tiles and over the
+       `seed_pixels` of its joint (the parser passes the top-k NMS maxima: a person whose
+       mean tag is another person's tag, e.g. a one-joint "ghost" person, usually scores best
+       at such a peak, and an LB at the peak value prunes almost every tile);
     3. the exact search runs only over tiles whose bound reaches LB and pixels with
        det_j >= LB, either as one sparse batch of (pair, pixel) entries with a segment max
        (smallest index on ties) or joint by joint over the union of the pairs' tiles (dense
@@ -861,6 +899,9 @@ def refine_people(
             per joint).
         tile_max: optional precomputed `_tile_max(heatmaps, _TILE)` of all joints.
         sub_tile_max: optional precomputed `_tile_max(heatmaps, _TILE // 2)` of all joints.
+        seed_pixels: optional (J, k) int64 flat pixels (y * W + x) per joint whose exact
+            scores seed the lower bound (any pixels are valid: their heatmap values and tags
+            are read again here, so the result never depends on them, only the work does).
 
     Returns:
         A float32 copy of `grouped` with refined joints filled (their tag columns stay 0).
@@ -949,6 +990,15 @@ def refine_people(
         _refine_scores(tile_det, tile_tags, qprev).amax(dim=1), nan=-torch.inf
     )
     lower = torch.maximum(lower, tile_scores)
+    if seed_pixels is not None and seed_pixels.numel():
+        # Exact scores of the seed pixels (same arithmetic as the search: a valid LB).
+        seeds = seed_pixels.to(device=dev, dtype=torch.long)[qj]  # (Q, k)
+        seed_tags = sampler(qj[:, None].expand_as(seeds), seeds).permute(2, 0, 1)
+        seed_det = det.reshape(-1).take(qj[:, None] * num_pixels + seeds)
+        seed_scores = torch.nan_to_num(
+            _refine_scores(seed_det, seed_tags, qprev).amax(dim=1), nan=-torch.inf
+        )
+        lower = torch.maximum(lower, seed_scores)
     tile_ok = upper_all >= lower[:, None]
 
     # Cost model: a sparse entry costs ~10 gathers/ops; the per-joint search costs one dense
@@ -1027,7 +1077,8 @@ def parse_bottom_up(
     scores = grouped[:, :, 2].mean(axis=1).astype(np.float64)
     if params.refine:
         grouped = refine_people(
-            grouped, heatmaps, sampler, tile_max=tile_max, sub_tile_max=sub_tile_max
+            grouped, heatmaps, sampler, tile_max=tile_max, sub_tile_max=sub_tile_max,
+            seed_pixels=ind_k,
         )
     return GroupingResult(grouped, scores, tag_np, loc_np, val_np)
 

@@ -12,8 +12,9 @@ back-projection to image pixels.
   official `HeatmapParser.refine`), per-person back-projection.
 - all timed functions run interleaved (round-robin, one call each per round), so they see
   the same load; medians are reported.
-- also reported: the refine stage alone (batched `refine_people` vs the per-person loop) on the
-  same adjusted people and maps.
+- also reported: the refine stage alone (batched `refine_people`, given the top-k NMS maxima
+  as LB seeds as the parser passes them, vs the per-person loop) on the same adjusted people
+  and maps.
 
 Synthetic raw outputs: P people on a jittered grid with Gaussian joints (sigma 2 at 1/4, 4
 at 1/2 resolution, about 15% joints missing), per-person tags with small noise on the body,
@@ -154,12 +155,16 @@ def refine_stage_inputs(raw: RawOutputs, params: GroupingParams):
     """Aggregated maps and the adjusted people before refine (input of the refine stage)."""
     maps = merge_stage_outputs(raw.outputs, raw.flip_outputs, 17, COCO_17.flip_index)
     heatmaps, tags = aggregate_scales([maps], INPUT_WH)
-    unrefined = parse_bottom_up(
+    unrefined_result = parse_bottom_up(
         heatmaps, tags, GroupingParams(**{**params.__dict__, "refine": False})
-    ).grouped
+    )
+    unrefined = unrefined_result.grouped
+    # the parser seeds refine's lower bound with the top-k NMS maxima (pixels y * W + x)
+    loc = unrefined_result.loc_k
+    seeds = torch.as_tensor(loc[:, :, 1] * INPUT_WH[0] + loc[:, :, 0])
     dense_tags = torch.stack([tags.dense(j) for j in range(17)])  # (J, L, H * W)
     dense_tags = dense_tags.reshape(17, tags.num_tags, INPUT_WH[1], INPUT_WH[0])
-    return heatmaps, tags, unrefined, dense_tags.permute(0, 2, 3, 1).contiguous()
+    return heatmaps, tags, unrefined, dense_tags.permute(0, 2, 3, 1).contiguous(), seeds
 
 
 def _time(fn: Callable[[], object], repeats: int, device: torch.device) -> list[float]:
@@ -219,13 +224,14 @@ def main(argv: list[str] | None = None) -> None:
                 np.allclose(ref_kp, keypoints, atol=1e-3)
                 and np.allclose(ref_scores, scores, atol=1e-5)
             )
-            heat, sampler, unrefined, dense = refine_stage_inputs(cpu_raw, params)
+            heat, sampler, unrefined, dense, seeds = refine_stage_inputs(cpu_raw, params)
             det_np, tags_np = heat.numpy(), dense.numpy()
             heat_d = heat.to(device)
             sampler_d = aggregate_scales(
                 [merge_stage_outputs(raw.outputs, raw.flip_outputs, 17, COCO_17.flip_index)],
                 INPUT_WH,
             )[1]
+            seeds_d = seeds.to(device)
             cpu = torch.device("cpu")
             timed.update(
                 {
@@ -237,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
                         args.reference_repeats, cpu,
                     ),
                     "refine_batched": (
-                        lambda: refine_people(unrefined, heat_d, sampler_d), args.repeats, device
+                        lambda: refine_people(unrefined, heat_d, sampler_d, seed_pixels=seeds_d),
+                        args.repeats, device,
                     ),
                 }
             )

@@ -573,6 +573,7 @@ def adjust_positions(grouped: np.ndarray, heatmaps: torch.Tensor) -> np.ndarray:
 _CHUNK_ELEMENTS = 1 << 21  # (pairs x pixels) evaluated per step
 _TILE = 8  # block size of the score upper bounds
 _BEST_TILES = 16  # tiles per pair searched exactly to tighten the lower bound
+_NARROW_FRACTION = 8  # a pair is narrow when at most 1 / 8 of the tiles reach its seed LB
 
 
 def _tile_max(heatmaps: torch.Tensor, tile: int) -> torch.Tensor:
@@ -940,58 +941,16 @@ def refine_people(
     num_pixels = height * width
     lower = torch.full((len(pair_people),), -torch.inf, dtype=torch.float32, device=dev)
 
-    # Upper bound of the score per (pair, tile): tile max of det_j minus the rounded distance
-    # from the mean tag to the tile's tag box (round is monotone, so this never exceeds the
-    # score of a pixel in the tile). Only tiles whose bound reaches LB are searched.
-    needed = torch.unique(qj)  # joints with pairs; `slot` maps a joint to its bound row
-    slot = torch.full((num_joints,), -1, dtype=torch.long, device=dev)
-    slot[needed] = torch.arange(len(needed), device=dev)
     if tile_max is None:
         if sub_tile_max is None:
             sub_tile_max = _tile_max(heatmaps, _TILE // 2)
         tile_max = _tile_max(sub_tile_max, 2)  # max of 4 x 4 maxima: exact
-    tile_max = tile_max[needed]
     tiles_y, tiles_x = tile_max.shape[1:]
-    tag_low, tag_high = sampler.tile_bounds(_TILE, needed)  # (L, J', ty, tx)
-    qs = slot[qj]
-    upper_all = torch.empty((len(pair_people), tiles_y * tiles_x), dtype=torch.float32, device=dev)
-    gap_all = torch.empty_like(upper_all)  # rounded tag-box distances (whole numbers)
-    chunk_pairs = max(1, _CHUNK_ELEMENTS // (tiles_y * tiles_x))
-    for start in range(0, len(pair_people), chunk_pairs):
-        sl = slice(start, start + chunk_pairs)
-        gap2: torch.Tensor | None = None
-        for component in range(sampler.num_tags):
-            p = qprev[sl, component, None, None]
-            gap = torch.clamp(
-                torch.maximum(tag_low[component, qs[sl]] - p, p - tag_high[component, qs[sl]]),
-                min=0.0,
-            )
-            gap2 = gap * gap if gap2 is None else gap2 + gap * gap
-        assert gap2 is not None
-        rounded = torch.round(torch.sqrt(gap2))
-        upper = tile_max[qs[sl]] - rounded
-        upper_all[sl] = upper.reshape(upper.shape[0], -1)
-        gap_all[sl] = rounded.reshape(rounded.shape[0], -1)
-    upper_all = torch.nan_to_num(upper_all, nan=-torch.inf)
+    num_tiles = tiles_y * tiles_x
+    tile_max_flat = tile_max.reshape(num_joints, num_tiles)
 
-    # Tighten LB with an exact search of each pair's most promising tiles.
-    num_best = min(_BEST_TILES, upper_all.shape[1])
-    best_tiles = upper_all.topk(num_best, dim=1).indices  # (Q, m)
-    inner = torch.arange(_TILE, device=dev)
-    rows = torch.clamp(
-        torch.div(best_tiles, tiles_x, rounding_mode="floor")[..., None] * _TILE + inner,
-        max=height - 1,
-    )  # (Q, m, T)
-    cols = torch.clamp((best_tiles % tiles_x)[..., None] * _TILE + inner, max=width - 1)
-    tile_pix = (rows[..., :, None] * width + cols[..., None, :]).reshape(len(pair_people), -1)
-    tile_tags = sampler(qj[:, None].expand_as(tile_pix), tile_pix).permute(2, 0, 1)
-    tile_det = det.reshape(-1).take(qj[:, None] * num_pixels + tile_pix)
-    tile_scores = torch.nan_to_num(
-        _refine_scores(tile_det, tile_tags, qprev).amax(dim=1), nan=-torch.inf
-    )
-    lower = torch.maximum(lower, tile_scores)
+    # LB from the seed pixels: exact scores, same arithmetic as the search.
     if seed_pixels is not None and seed_pixels.numel():
-        # Exact scores of the seed pixels (same arithmetic as the search: a valid LB).
         seeds = seed_pixels.to(device=dev, dtype=torch.long)[qj]  # (Q, k)
         seed_tags = sampler(qj[:, None].expand_as(seeds), seeds).permute(2, 0, 1)
         seed_det = det.reshape(-1).take(qj[:, None] * num_pixels + seeds)
@@ -999,22 +958,110 @@ def refine_people(
             _refine_scores(seed_det, seed_tags, qprev).amax(dim=1), nan=-torch.inf
         )
         lower = torch.maximum(lower, seed_scores)
-    tile_ok = upper_all >= lower[:, None]
+
+    # Upper bound of the score per (pair, tile): tile max of det_j minus the rounded distance
+    # from the mean tag to the tile's tag box (round is monotone, so this never exceeds the
+    # score of a pixel in the tile). Only tiles whose bound reaches LB are searched.
+    # "Narrow" pairs, whose LB already exceeds the det maximum of most tiles (e.g. a ghost
+    # person at another person's peak), get bounds only on their few remaining tiles; the
+    # others get them on every tile (dense) and a tighter LB from their best tiles.
+    needed = torch.unique(qj)  # joints with pairs; `slot` maps a joint to its bound row
+    slot = torch.full((num_joints,), -1, dtype=torch.long, device=dev)
+    slot[needed] = torch.arange(len(needed), device=dev)
+    tag_low, tag_high = sampler.tile_bounds(_TILE, needed)  # (L, J', ty, tx)
+    qs = slot[qj]
+    det_ok = tile_max_flat[qj] >= lower[:, None]  # (Q, tiles); all True where LB is -inf
+    narrow = det_ok.sum(dim=1) * _NARROW_FRACTION <= num_tiles
+    entry_pairs, entry_tiles, entry_gaps = [], [], []
+
+    narrow_ids = torch.nonzero(narrow).flatten()
+    if narrow_ids.numel():
+        e_row, e_tile = torch.nonzero(det_ok[narrow_ids], as_tuple=True)
+        e_pair = narrow_ids[e_row]
+        e_slot = qs[e_pair]
+        low_flat = tag_low.reshape(sampler.num_tags, len(needed), num_tiles)
+        high_flat = tag_high.reshape(sampler.num_tags, len(needed), num_tiles)
+        gap2: torch.Tensor | None = None
+        for component in range(sampler.num_tags):
+            p = qprev[e_pair, component]
+            gap = torch.clamp(
+                torch.maximum(low_flat[component, e_slot, e_tile] - p,
+                              p - high_flat[component, e_slot, e_tile]),
+                min=0.0,
+            )
+            gap2 = gap * gap if gap2 is None else gap2 + gap * gap
+        assert gap2 is not None
+        rounded = torch.round(torch.sqrt(gap2))
+        upper = torch.nan_to_num(tile_max_flat[qj[e_pair], e_tile] - rounded, nan=-torch.inf)
+        keep = upper >= lower[e_pair]
+        entry_pairs.append(e_pair[keep])
+        entry_tiles.append(e_tile[keep])
+        entry_gaps.append(rounded[keep])
+
+    wide_ids = torch.nonzero(~narrow).flatten()
+    if wide_ids.numel():
+        wj, ws, wprev = qj[wide_ids], qs[wide_ids], qprev[wide_ids]
+        upper_all = torch.empty((len(wide_ids), num_tiles), dtype=torch.float32, device=dev)
+        gap_all = torch.empty_like(upper_all)  # rounded tag-box distances (whole numbers)
+        chunk_pairs = max(1, _CHUNK_ELEMENTS // num_tiles)
+        for start in range(0, len(wide_ids), chunk_pairs):
+            sl = slice(start, start + chunk_pairs)
+            gap2 = None
+            for component in range(sampler.num_tags):
+                p = wprev[sl, component, None, None]
+                gap = torch.clamp(
+                    torch.maximum(tag_low[component, ws[sl]] - p, p - tag_high[component, ws[sl]]),
+                    min=0.0,
+                )
+                gap2 = gap * gap if gap2 is None else gap2 + gap * gap
+            assert gap2 is not None
+            rounded = torch.round(torch.sqrt(gap2))
+            upper = tile_max[wj[sl]] - rounded
+            upper_all[sl] = upper.reshape(upper.shape[0], -1)
+            gap_all[sl] = rounded.reshape(rounded.shape[0], -1)
+        upper_all = torch.nan_to_num(upper_all, nan=-torch.inf)
+
+        # Tighten LB with an exact search of each pair's most promising tiles.
+        num_best = min(_BEST_TILES, num_tiles)
+        best_tiles = upper_all.topk(num_best, dim=1).indices  # (Q', m)
+        inner = torch.arange(_TILE, device=dev)
+        rows = torch.clamp(
+            torch.div(best_tiles, tiles_x, rounding_mode="floor")[..., None] * _TILE + inner,
+            max=height - 1,
+        )  # (Q', m, T)
+        cols = torch.clamp((best_tiles % tiles_x)[..., None] * _TILE + inner, max=width - 1)
+        tile_pix = (rows[..., :, None] * width + cols[..., None, :]).reshape(len(wide_ids), -1)
+        tile_tags = sampler(wj[:, None].expand_as(tile_pix), tile_pix).permute(2, 0, 1)
+        tile_det = det.reshape(-1).take(wj[:, None] * num_pixels + tile_pix)
+        tile_scores = torch.nan_to_num(
+            _refine_scores(tile_det, tile_tags, wprev).amax(dim=1), nan=-torch.inf
+        )
+        wide_lower = torch.maximum(lower[wide_ids], tile_scores)
+        lower[wide_ids] = wide_lower
+        e_row, e_tile = torch.nonzero(upper_all >= wide_lower[:, None], as_tuple=True)
+        entry_pairs.append(wide_ids[e_row])
+        entry_tiles.append(e_tile)
+        entry_gaps.append(gap_all[e_row, e_tile])
+
+    pair_ids, tile_ids = torch.cat(entry_pairs), torch.cat(entry_tiles)
+    tile_gaps = torch.cat(entry_gaps)
 
     # Cost model: a sparse entry costs ~10 gathers/ops; the per-joint search costs one dense
     # score per (pair, pixel of the joint's tile union) plus the tag projection of the union.
     tile_pixels = _TILE * _TILE
-    entries = int(tile_ok.sum()) * tile_pixels
-    union_tiles = torch.zeros((num_joints, tile_ok.shape[1]), dtype=torch.float32, device=dev)
-    union_tiles = union_tiles.index_add_(0, qj, tile_ok.float()) > 0
+    entries = int(pair_ids.numel()) * tile_pixels
+    union_tiles = torch.zeros((num_joints, num_tiles), dtype=torch.bool, device=dev)
+    union_tiles[qj[pair_ids], tile_ids] = True
     pairs_per_joint = torch.bincount(qj, minlength=num_joints)
     per_joint_cost = int(((union_tiles.sum(dim=1) * tile_pixels) * (pairs_per_joint + 8)).sum())
     if entries <= sparse_entry_limit and 10 * entries <= per_joint_cost:
         if sub_tile_max is None:
             sub_tile_max = _tile_max(heatmaps, _TILE // 2)
-        best_pix = _search_sparse(det, sampler, qj, qprev, lower, tile_ok, (tiles_y, tiles_x),
-                                  gap_all, sub_tile_max)
+        best_pix = _search_sparse_sub(det, sampler, qj, qprev, lower, pair_ids, tile_ids,
+                                      tile_gaps, sub_tile_max, tiles_x)
     else:
+        tile_ok = torch.zeros((len(pair_people), num_tiles), dtype=torch.bool, device=dev)
+        tile_ok[pair_ids, tile_ids] = True
         best_pix = _search_per_joint(det, sampler, qj, qprev, lower, tile_ok, (tiles_y, tiles_x),
                                      (height, width))
 

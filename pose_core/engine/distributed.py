@@ -27,6 +27,7 @@ __all__ = [
     "wrap_model",
     "build_sampler",
     "all_reduce_mean",
+    "any_rank",
     "broadcast_object",
 ]
 
@@ -140,6 +141,22 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / get_world_size()
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is True on at least one (identity when not distributed).
+
+    Decisions that end a loop (the `max_minutes` budget) must be taken by all ranks together:
+    a rank that leaves the loop alone waits at the next barrier while the others wait in the
+    gradient all-reduce, and the job hangs.
+    """
+    if get_world_size() == 1:
+        return bool(flag)
+    value = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    if dist.get_backend() == "nccl":
+        value = value.cuda()
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def broadcast_object(value: object, src: int = 0) -> object:

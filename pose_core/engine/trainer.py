@@ -466,7 +466,10 @@ class Trainer:
                     if bar is not None:
                         bar.close()
                     return self._result(losses, stopped_early=True)
-                if self.elapsed_before + self._elapsed() > budget_s:
+                # every rank takes the budget decision together (see distributed.any_rank)
+                if budget_s < math.inf and distributed.any_rank(
+                    self.elapsed_before + self._elapsed() > budget_s
+                ):
                     stopped_early = True
                     break
             if bar is not None:
@@ -477,7 +480,9 @@ class Trainer:
             if every > 0 and (self.epoch % every == 0 or last):
                 self.validate()
             self._checkpoint_epoch()
-            if self.elapsed_before + self._elapsed() > budget_s and not last:
+            if not last and budget_s < math.inf and distributed.any_rank(
+                self.elapsed_before + self._elapsed() > budget_s
+            ):
                 stopped_early = True
                 if every > 0 and self.epoch % every != 0:
                     self.validate()

@@ -332,3 +332,50 @@ def test_ddp_gloo_two_processes_stay_in_sync(tmp_path: pathlib.Path) -> None:
         torch.cat([p.detach().reshape(-1) for p in single.model.parameters()]),
         rank0["params"],
     )  # the DDP run really trained (initial weights differ from the result)
+
+
+def _ddp_budget_worker(rank: int, world_size: int, port: int, run_dir: str, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from pose_core.engine import distributed
+
+    context = distributed.init_distributed("cpu")
+    try:
+        # Only rank 1 runs out of time (ranks start and run at different speeds; here its
+        # budget is simply shorter): alone, it would leave the loop and wait at the checkpoint
+        # barrier while rank 0 waits in the next gradient all-reduce.
+        minutes = 1e-9 if rank == 1 else 1000.0
+        trainer = Trainer(toy_config(epochs=3, max_minutes=minutes), ToyTask(), run_dir,
+                          context=context)
+        result = trainer.train(resume=False)
+        torch.save({"losses": result.losses, "stopped": result.stopped_early,
+                    "epoch": trainer.epoch}, pathlib.Path(out_dir) / f"budget{rank}.pt")
+    finally:
+        distributed.destroy_distributed()
+
+
+@pytest.mark.slow
+def test_ddp_time_budget_stops_every_rank_together(tmp_path: pathlib.Path) -> None:
+    """`max_minutes` under DDP: when one rank's budget runs out, all ranks stop after the same
+    iteration (no hang), and the run is resumable (a complete last.pt)."""
+    processes = torch.multiprocessing.spawn(
+        _ddp_budget_worker, args=(2, _free_port(), str(tmp_path / "run"), str(tmp_path)),
+        nprocs=2, join=False,
+    )
+    deadline = time.monotonic() + 240.0
+    try:
+        while not processes.join(timeout=5.0):
+            if time.monotonic() > deadline:
+                pytest.fail("DDP ranks did not stop together within 240 s (hang)")
+    finally:
+        for process in processes.processes:
+            if process.is_alive():
+                process.kill()
+    rank0 = torch.load(tmp_path / "budget0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "budget1.pt", weights_only=True)
+    assert rank0["stopped"] and rank1["stopped"]
+    assert len(rank0["losses"]) == len(rank1["losses"]) == 1  # both stopped after iteration 1
+    assert rank0["epoch"] == rank1["epoch"] == 1
+    payload = load_training_checkpoint(tmp_path / "run" / "last.pt")
+    assert payload["epoch"] == 1

@@ -573,6 +573,8 @@ def adjust_positions(grouped: np.ndarray, heatmaps: torch.Tensor) -> np.ndarray:
 _CHUNK_ELEMENTS = 1 << 21  # (pairs x pixels) evaluated per step
 _TILE = 8  # block size of the score upper bounds
 _BEST_TILES = 16  # tiles per pair searched exactly to tighten the lower bound
+_RANK_FIRST = 2  # best-first search: sub-tiles per pair in the first round
+_RANK_GROWTH = 4  # and the growth of that number per round
 _NARROW_FRACTION = 8  # a pair is narrow when at most 1 / 8 of the tiles reach its seed LB
 
 
@@ -832,10 +834,10 @@ def _search_sparse_sub(
     step = max(1, _CHUNK_ELEMENTS // (half * half))
     max_rank = int(counts.max())
     lo, hi = 0, 0
-    rank_limit = 2
+    rank_limit = _RANK_FIRST
     while lo < rank.numel():
         hi = int(torch.searchsorted(rank, rank_limit)) if rank_limit < max_rank else rank.numel()
-        rank_limit *= 4
+        rank_limit *= _RANK_GROWTH
         # the pair's best exact score so far (a valid LB) or LB; a NaN best compares False
         thr = torch.where(best_val > lower, best_val, lower)
         part = torch.arange(lo, hi, device=dev)
@@ -897,7 +899,7 @@ def refine_people(
         heatmaps: (J, H, W) aggregated maps.
         sampler: tags on the same grid.
         sparse_entry_limit: never use the sparse search above this many entries (0: always
-            per joint).
+            per joint; negative: always sparse, whatever the cost model says).
         tile_max: optional precomputed `_tile_max(heatmaps, _TILE)` of all joints.
         sub_tile_max: optional precomputed `_tile_max(heatmaps, _TILE // 2)` of all joints.
         seed_pixels: optional (J, k) int64 flat pixels (y * W + x) per joint whose exact
@@ -1054,7 +1056,9 @@ def refine_people(
     union_tiles[qj[pair_ids], tile_ids] = True
     pairs_per_joint = torch.bincount(qj, minlength=num_joints)
     per_joint_cost = int(((union_tiles.sum(dim=1) * tile_pixels) * (pairs_per_joint + 8)).sum())
-    if entries <= sparse_entry_limit and 10 * entries <= per_joint_cost:
+    if sparse_entry_limit < 0 or (
+        entries <= sparse_entry_limit and 10 * entries <= per_joint_cost
+    ):
         if sub_tile_max is None:
             sub_tile_max = _tile_max(heatmaps, _TILE // 2)
         best_pix = _search_sparse_sub(det, sampler, qj, qprev, lower, pair_ids, tile_ids,

@@ -120,6 +120,35 @@ def test_batched_refine_matches_loop_reference(seed: int) -> None:
         np.testing.assert_array_equal(refined, grouped)
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_refine_lower_bound_seeds_and_ghosts_match_loop_reference(seed: int) -> None:
+    # One-joint "ghost" people carrying another person's tag (their best score is usually at
+    # that person's peak: narrow pairs), people whose tag is near the background tags (many
+    # tiles with a zero tag gap: the best-first search), and arbitrary seed pixels.
+    from pose_core.grouping.reference_parser import _refine_one
+
+    det, tags = _random_scene(seed, num_people=6, size_hw=(72, 96))
+    det_t, sampler = torch.from_numpy(det), DenseTags(torch.from_numpy(tags))
+    result = parse_bottom_up(det_t, sampler, GroupingParams(refine=False))
+    people = [p for p in result.grouped]
+    for person in result.grouped[:4]:
+        ghost = np.zeros_like(person)
+        j = int(np.argmax(person[:, 2]))
+        ghost[j] = person[j]
+        people.append(ghost)
+    unrefined = np.stack(people).astype(np.float32)
+    expected = np.stack([_refine_one(det, tags, person) for person in unrefined])
+    loc = result.loc_k
+    top_k = torch.as_tensor(loc[:, :, 1] * det.shape[2] + loc[:, :, 0])
+    gen = torch.Generator().manual_seed(seed)
+    arbitrary = torch.randint(0, det.shape[1] * det.shape[2], (17, 5), generator=gen)
+    for seeds in (None, top_k, arbitrary):
+        for limit in (0, -1, 1 << 30):  # per joint, sparse, cost model
+            refined = refine_people(unrefined, det_t, sampler, sparse_entry_limit=limit,
+                                    seed_pixels=seeds)
+            np.testing.assert_array_equal(refined, expected)
+
+
 @pytest.mark.parametrize("size_hw", [(48, 72), (61, 97)])
 def test_resized_tags_equal_projected_maps(size_hw: tuple[int, int]) -> None:
     gen = torch.Generator().manual_seed(0)

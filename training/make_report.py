@@ -205,6 +205,7 @@ def write_markdown(
     checkpoint: dict[str, Any], checkpoint_name: str, seconds_per_image: float,
     weights_path: pathlib.Path | None, num_val: int, data_commands: Sequence[str],
     other_runs: str, extra_sets: dict[str, dict[str, float]], oracle: dict[str, float],
+    rationale: str = "", history: str = "", machine: str = "",
 ) -> None:
     last = train_rows[-1] if train_rows else {}
     minutes = last.get("elapsed_s", 0.0) / 60.0
@@ -260,15 +261,14 @@ from `runs/{config.name}/last.pt`).
 | epoch | {config.max_steps_per_epoch} iterations ({config.max_steps_per_epoch * config.batch_size} images) |
 | augmentation | rotation +-{data.max_rotation:g} deg, scale {data.min_scale:g}-{data.max_scale:g}, translation {data.max_translate:g}, flip {data.flip:g} |
 | targets / loss | sigma {config.codec.sigma:g} at both resolutions; heatmap MSE x{list(loss.heatmap_factors)}, AE push/pull x{loss.push_factor:g}/{loss.pull_factor:g} ('{loss.ae_loss_type}') |
-| machine | 2 shared CPU cores (other engineers' jobs ran at the same time), 1 torch thread + 1 loader worker, channels_last |
+| machine | {machine}, {config.num_threads} torch thread(s) + {data.num_workers} loader worker(s), channels_last {config.channels_last}, autocast {config.amp} |
 | validation | every {config.validation.every_epochs} epochs on the first {data.val_max_images or num_val} held-out images, flip test, official grouping (detection 0.1, tag 1.0, adjust, refine) |
 
-Why these choices (all in `config/train/synthetic_lite.yaml`): Adam at 2e-3 with a short
-warm-up learns faster from scratch than the official 1e-3; one LR drop late in the budget
-sharpens the heatmaps; augmentation is milder than COCO's because the synthetic world is
-already varied and the run sees the data only a few times; AE factors 2e-3 (official 1e-3)
-give the tags more weight in the shared backbone. On the oversubscribed 2 cores, 2 OpenMP
-threads ran 3-10x slower than 1 (barrier spinning), hence one thread.
+Why these choices (the comment block of `config/train/{config.name}.yaml`):
+
+```text
+{rationale}
+```
 
 ## Results
 
@@ -306,8 +306,33 @@ Predictions of the shipped model on the first held-out images (joints with value
 
 Logs: `runs/{config.name}/train_log.csv`, `val_log.csv`, TensorBoard in `runs/{config.name}/tb`
 (not committed; regenerate with the commands above).
-{other_runs}"""
+{other_runs}{history}"""
     out.write_text(text)
+
+
+def config_rationale(config_text: str) -> str:
+    """The leading comment block of an experiment YAML, as markdown lines."""
+    lines = []
+    for line in config_text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[2:].rstrip() if line.startswith("# ") else line[1:].strip())
+    return "\n".join(lines)
+
+
+def machine_name() -> str:
+    """CPU model and core count (from /proc/cpuinfo where there is one)."""
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPU cores ({model})"
 
 
 def other_runs_table(run_dirs: Sequence[str]) -> str:
@@ -342,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "the checkpoint on, e.g. data/synthetic_lite/val (repeatable)")
     parser.add_argument("--other-run", action="append", default=[],
                         help="another run dir to list in a comparison table (repeatable)")
+    parser.add_argument("--history", default=None,
+                        help="a markdown file appended as the page's last section (earlier runs)")
     parser.add_argument("--docs", default=str(REPO / "docs"))
     parser.add_argument("--weights-dir", default=str(REPO / "pose_core" / "weights"))
     parser.add_argument("--no-copy", action="store_true", help="do not write the weights file")
@@ -393,10 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         REPO / "config" / "train" / f"{config.name}.yaml")
     data_commands = [m.group(1) for m in re.finditer(r"^#\s+(pose-synth .*)$",
                                                      source.read_text(), re.MULTILINE)]
+    history = "\n" + pathlib.Path(args.history).read_text() if args.history else ""
     write_markdown(docs / "training_synthetic.md", config, train_rows, val_rows, final,
                    final_noflip, checkpoint, checkpoint_path.name, seconds, weights_path,
                    num_val, data_commands, other_runs_table(args.other_run), extra_sets,
-                   target_oracle_ap(config, 100 if not args.max_images else args.max_images))
+                   target_oracle_ap(config, 100 if not args.max_images else args.max_images),
+                   rationale=config_rationale(source.read_text()), history=history,
+                   machine=machine_name())
     (run_dir / "final_metrics.json").write_text(json.dumps(
         {"checkpoint": str(checkpoint_path), "flip": final, "no_flip": final_noflip,
          "extra": extra_sets}, indent=1))

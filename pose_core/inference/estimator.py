@@ -27,7 +27,7 @@ import torch
 from pose_core.codecs.refinement import dark_decode, dark_offsets_at, quarter_offset_decode
 from pose_core.geometry import back_project_centre_aligned, back_project_corner_aligned
 from pose_core.grouping.nms import oks_nms
-from pose_core.grouping.tag_grouping import GroupingParams, parse_bottom_up
+from pose_core.grouping.tag_grouping import GroupingParams, TagSampler, parse_bottom_up
 from pose_core.inference.backends import InferenceBackend, TorchBackend
 from pose_core.inference.preprocess import bottom_up_input, check_image, top_down_inputs
 from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs
@@ -228,6 +228,29 @@ class PoseEstimator:
             "grouping": (t3 - t2) + (t2 - t1 - network),
         }
         return poses
+
+    def bottom_up_maps(self, image_bgr: np.ndarray) -> tuple[torch.Tensor, TagSampler]:
+        """What the grouping of one image sees: the aggregated heatmaps (J, H, W) at the network
+        input size and the tag sampler on the same grid (flip test and scales as configured).
+
+        For diagnostics and training reports; `__call__` is the estimator.
+        """
+        check_image(image_bgr)
+        if self.info.family != "higherhrnet":
+            raise ValueError(f"{self.info.name} is top-down: it has no bottom-up maps")
+        image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+        min_scale = min(self.scales)
+        size = self.input_wh[0]
+        maps = []
+        for scale in sorted(self.scales, reverse=True):
+            p = bottom_up_input(image_rgb, size, scale, min_scale, self.info.mean, self.info.std)
+            outputs, flipped = self._run(p.tensor)
+            maps.append(merge_stage_outputs(
+                outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
+                p.scale_factor,
+            ))
+        base = bottom_up_input(image_rgb, size, 1.0, min_scale, self.info.mean, self.info.std)
+        return aggregate_scales(maps, base.size_wh)
 
     def decode_bottom_up(
         self,

@@ -77,6 +77,33 @@ def test_bottom_up_smoke_and_batch() -> None:
     assert drawn.shape == images[0].shape and drawn is not images[0]
 
 
+def test_bottom_up_maps_are_what_the_grouping_sees(pipeline: dict[str, np.ndarray]) -> None:
+    """`bottom_up_maps` gives the grouping input of `__call__`: grouping those maps gives the
+    same people (same scores; keypoints differ only by the back-projection)."""
+    from pose_core.grouping.tag_grouping import parse_bottom_up
+
+    name = "higherhrnet_lite_w16_256_coco"
+    estimator = PoseEstimator(
+        name, backend=TorchBackend(_model(name)), input_size=128, max_people=5,
+        detection_threshold=-1.0,  # random weights: take the top 5 of every joint
+    )
+    image_bgr = np.ascontiguousarray(pipeline["image"][:, :, ::-1])
+    heatmaps, tags = estimator.bottom_up_maps(image_bgr)
+    assert heatmaps.shape[0] == 17 and (tags.height, tags.width) == tuple(heatmaps.shape[1:])
+    # the official resize: short side at the input size, long side padded to a multiple of 64
+    assert min(heatmaps.shape[1:]) == 128 and max(heatmaps.shape[1:]) % 64 == 0
+    grouped = parse_bottom_up(heatmaps, tags, estimator.grouping)
+    poses = estimator(image_bgr)
+    assert len(poses.scores) == len(grouped.scores) > 0
+    np.testing.assert_allclose(poses.scores, grouped.scores, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(poses.keypoints[..., 2], grouped.grouped[..., 2])
+    top_down = PoseEstimator(
+        "hrnet_w32_256x192_coco", backend=TorchBackend(_model("hrnet_w32_256x192_coco"))
+    )
+    with pytest.raises(ValueError, match="top-down"):
+        top_down.bottom_up_maps(image_bgr)
+
+
 def test_multi_scale_estimator_runs() -> None:
     model = _model("higherhrnet_lite_w16_256_coco")
     estimator = PoseEstimator(

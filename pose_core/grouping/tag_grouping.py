@@ -205,6 +205,13 @@ class ResizedTags:
         # tile's rows a..b are rows y0[a]..y1[b] (monotone), same for columns.
         # Regular windows (e.g. x2): bounds of all joints from views of the maps (no copy),
         # then the requested joints (a looser margin than for the subset alone is still valid).
+        # For a few joints (e.g. one person with two missing joints), a copy of those joints'
+        # maps first (bounds of every joint would cost several times more).
+        if joints is not None and 2 * joints.numel() <= self._maps.shape[1]:
+            subset = self._maps[:, joints].reshape(self.num_tags, -1, self._in_h, self._in_w)
+            pooled = self._pooled_bounds(subset, tile)
+            if pooled is not None:
+                return pooled
         pooled = self._pooled_bounds(
             self._maps.reshape(self.num_tags, -1, self._in_h, self._in_w), tile
         )

@@ -249,3 +249,19 @@ def test_tiled_local_maxima_equal_dense_nms(size_hw: tuple[int, int]) -> None:
         dense = _top_k_of_mask(maps, local_maxima(maps, 5) & (maps > above), 30)
         tiled = _top_k_local_maxima_above(maps, above, 30, 5)
         assert torch.equal(dense[0], tiled[0]) and torch.equal(dense[1], tiled[1])
+
+
+def test_resized_tag_bounds_of_a_joint_subset_hold() -> None:
+    gen = torch.Generator().manual_seed(5)
+    low = torch.randn(2, 17, 24, 36, generator=gen)
+    sampler = ResizedTags(low, (48, 72))
+    dense = torch.nn.functional.interpolate(low, size=(48, 72), mode="bilinear",
+                                            align_corners=False)
+    pooled_max = torch.nn.functional.max_pool2d(dense, 8, stride=8, ceil_mode=True)
+    pooled_min = -torch.nn.functional.max_pool2d(-dense, 8, stride=8, ceil_mode=True)
+    for joints in ([3], [16, 0, 5], list(range(17))):
+        index = torch.tensor(joints)
+        lower, upper = sampler.tile_bounds(8, index)
+        assert lower.shape == upper.shape == (2, len(joints)) + tuple(pooled_max.shape[2:])
+        assert bool((upper >= pooled_max[:, index]).all())
+        assert bool((lower <= pooled_min[:, index]).all())

@@ -18,8 +18,9 @@ stored coordinate is pixel index + 0.5 +- 0.25.
 
 Where things run: NMS, top-k, tag gathering, adjust and refine are torch ops on the maps'
 device; refine handles all (person, missing joint) pairs at once with an exact branch and
-bound over 8 x 8 tiles (upper bounds from tile maxima and tag boxes, a lower bound from each
-pair's best tiles, then an exact search of the remaining tiles; see `refine_people`).
+bound over 8 x 8 tiles (upper bounds from tile maxima and tag boxes, a lower bound from the
+top-k maxima and each pair's best tiles, then a best-first exact search of the remaining
+4 x 4 sub-tiles; see `refine_people`).
 Tag matching is a sequential state machine over J joints on at most
 `max_people` x `max_people` arrays; it runs on the host after a single device-to-host copy of the
 candidates, next to the assignment solver, so a GPU does not sync once per joint.
@@ -885,18 +886,20 @@ def refine_people(
     det_j - round(||tag_j - prev||) over the full map (prev = mean tag of the person's detected
     joints) by branch and bound instead of scanning the full map per pair:
 
-    1. per 8 x 8 tile, an upper bound of the score: tile max of det_j minus the rounded
+    1. a lower bound LB per pair from the exact scores of the `seed_pixels` of its joint (the
+       parser passes the top-k NMS maxima: a person whose mean tag is another person's tag,
+       e.g. a one-joint "ghost" person, usually scores best at such a peak);
+    2. per 8 x 8 tile, an upper bound of the score: tile max of det_j minus the rounded
        distance from prev to the tile's tag box (round is monotone, so no pixel of the tile
-       scores more);
-    2. a lower bound LB per pair: the exact best score over its 16 best tiles and over the
-       `seed_pixels` of its joint (the parser passes the top-k NMS maxima: a person whose
-       mean tag is another person's tag, e.g. a one-joint "ghost" person, usually scores best
-       at such a peak, and an LB at the peak value prunes almost every tile);
+       scores more). "Narrow" pairs, whose LB exceeds the det maximum of all but at most
+       1 / 8 of the tiles, get it only on those tiles; the others on every tile, and LB is
+       raised to the exact best score over their 16 best tiles;
     3. the exact search runs only over tiles whose bound reaches LB and pixels with
-       det_j >= LB, either as one sparse batch of (pair, pixel) entries with a segment max
-       (smallest index on ties) or joint by joint over the union of the pairs' tiles (dense
-       tag projection when large), whichever a simple cost model says is cheaper (never
-       sparse above `sparse_entry_limit` entries).
+       det_j - tile gap >= LB: by default as sparse (pair, pixel) entries with a segment max
+       (smallest index on ties), best first (`_search_sparse_sub`: the pair's 4 x 4 sub-tiles
+       by descending bound, in rounds, each round pruned by the best exact score so far), or
+       joint by joint over the union of the pairs' tiles (dense tag projection when large)
+       when a simple cost model says so (always above `sparse_entry_limit` entries).
 
     The result equals the official full scan (the worst case, e.g. random-weight maps, is a
     full scan); only the amount of work changes.

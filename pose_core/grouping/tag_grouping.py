@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from pose_core.grouping.nms import heatmap_nms, local_maxima, window_max
+from pose_core.grouping.nms import heatmap_nms, local_maxima
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 from pose_core.structures import Poses
 
@@ -411,16 +411,33 @@ def _top_k_local_maxima_above(
     # Gather the (tile + halo) patches straight from the maps (no padded copy of the maps);
     # pixels outside the map read as -inf, as max-pool padding does.
     patches = heatmaps.reshape(-1).take(index).masked_fill_(~inside, -torch.inf)  # (A, s, s)
-    pooled = window_max(window_max(patches, nms_kernel, -1), nms_kernel, -2)
+    # the windows of the inner pixels lie inside the patch: no padding needed
+    pooled = _inner_window_max(_inner_window_max(patches, nms_kernel, -1), nms_kernel, -2)
     inner = slice(radius, radius + _TILE)
     values = patches[:, inner, inner]
-    keep = (pooled[:, inner, inner] == values) & (values > above)
+    keep = (pooled == values) & (values > above)
     a, r, c = torch.nonzero(keep, as_tuple=True)
     y = ty[a] * _TILE + r
     x = tx[a] * _TILE + c
     order = torch.argsort(joint[a] * (height * width) + y * width + x)  # row-major per joint
     return _top_k_of_entries(joint[a][order], (y * width + x)[order], values[a, r, c][order],
                              num_joints, k)
+
+
+def _inner_window_max(maps: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
+    """out[p] = max(maps[p : p + kernel]) along `dim` (-1 or -2), p < size - kernel + 1: the
+    centred window max of the inner positions, without padding (doubling windows)."""
+    size = maps.shape[dim]
+    count = size - kernel + 1
+    acc, covered = maps, 1
+    while covered * 2 <= kernel:
+        length = acc.shape[dim] - covered
+        acc = torch.maximum(acc.narrow(dim, 0, length), acc.narrow(dim, covered, length))
+        covered *= 2
+    if covered < kernel:
+        rest = kernel - covered
+        return torch.maximum(acc.narrow(dim, 0, count), acc.narrow(dim, rest, count))
+    return acc.narrow(dim, 0, count)
 
 
 def _top_k_of_mask(

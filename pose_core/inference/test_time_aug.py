@@ -109,9 +109,11 @@ def merge_stage_outputs(
         if i == 0:
             tags = heat[:, j : 3 * j].reshape((n, 2, j) + tuple(heat.shape[2:]))
             heat = heat[:, :j]
-        total = heat if total is None else total + heat
+        # In place (heat and total are this function's own tensors; the tag channels are not
+        # touched): saves two full-size allocations, the values are the same (a + b == b + a).
+        total = heat if total is None else heat.add_(total)
     assert total is not None and tags is not None
-    heatmaps = total / (2.0 * len(outputs))
+    heatmaps = total.div_(2.0 * len(outputs))
     return ScaleMaps(scale_factor, heatmaps, tags)
 
 

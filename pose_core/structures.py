@@ -49,6 +49,13 @@ class Poses:
     def num_keypoints(self) -> int:
         return int(self.keypoints.shape[1])
 
+    def with_min_score(self, min_score: float) -> Poses:
+        """The people whose score is at least `min_score`, in the same order."""
+        keep = self.scores >= np.float32(min_score)
+        if keep.all():
+            return self
+        return Poses(self.keypoints[keep], self.scores[keep])
+
     def boxes_xywh(self, min_score: float = 0.0) -> np.ndarray:
         """(P, 4) float32 boxes around the joints with score > min_score (zeros when none)."""
         boxes = np.zeros((len(self), 4), np.float32)

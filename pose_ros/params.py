@@ -62,6 +62,7 @@ class NodeParams:
     detection_threshold: float = 0.1
     tag_threshold: float = 1.0
     max_people: int = 30
+    person_min_score: float = 0.1
     max_input_size: int = 0
     compressed: bool = False
     max_image_pixels: int = 4096 * 2304
@@ -204,6 +205,11 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "publish_annotated_image", "publish annotated_image (only while it has subscribers)"
     ),
     ParameterSpec("publish_markers", "publish markers (only while it has subscribers)"),
+    ParameterSpec(
+        "person_min_score",
+        "people whose score (mean joint value) is below this are not published",
+        float_range=(0.0, 1.0, 0.0),
+    ),
     ParameterSpec(
         "keypoint_min_score",
         "joints at or below this score are not drawn",

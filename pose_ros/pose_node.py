@@ -320,11 +320,13 @@ class PoseNode(LifecycleNode):
         estimator = self._current_estimator()
         if estimator is None or not self._active:
             return
-        poses = estimator(frame.image_bgr)
+        params = self.params
+        # the official parser keeps every person (COCO AP needs them); a robot does not want
+        # the low-score fragments it also finds on empty frames
+        poses = estimator(frame.image_bgr).with_min_score(params.person_min_score)
         timings = dict(estimator.last_timings)
         publish_started = time.perf_counter()
         height, width = frame.image_bgr.shape[:2]
-        params = self.params
         people_publisher = self._people_publisher
         if people_publisher is None:
             return

@@ -236,3 +236,15 @@ def test_bottom_up_dark_refine_moves_joints_slightly(parity_dir: Path) -> None:
     np.testing.assert_array_equal(a.keypoints[..., 2], b.keypoints[..., 2])
     moved = np.abs(a.keypoints[..., :2] - b.keypoints[..., :2])
     assert moved.max() < 2.0 and moved.max() > 0  # under a heatmap pixel (x 640/768)
+
+
+def test_poses_with_min_score_keeps_order_and_arrays() -> None:
+    from pose_core.structures import Poses
+
+    keypoints = np.arange(3 * 2 * 3, dtype=np.float32).reshape(3, 2, 3)
+    poses = Poses(keypoints, np.array([0.5, 0.05, 0.1], np.float32))
+    kept = poses.with_min_score(0.1)
+    assert kept.scores.tolist() == pytest.approx([0.5, 0.1])
+    np.testing.assert_array_equal(kept.keypoints, keypoints[[0, 2]])
+    assert poses.with_min_score(0.0) is poses
+    assert len(poses.with_min_score(0.9)) == 0 and poses.with_min_score(0.9).num_keypoints == 2

@@ -60,6 +60,7 @@ def test_yaml_file_holds_every_parameter_with_the_defaults() -> None:
     [
         ("detection_threshold", 1.5, ""),  # out of the descriptor's range (rclpy's own reason)
         ("max_people", 0, ""),
+        ("person_min_score", -0.1, ""),
         ("max_input_size", 100, ""),  # not a multiple of 32 (range step)
         ("scales", [1.0, 8.0], "scales must lie in [0.25, 4.0]"),
         ("scales", [0.5, 2.0], "needs 1.0 among the scales"),

@@ -66,14 +66,13 @@ DEEP_RELIABLE = QoSProfile(
     depth=200, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST
 )
 
-# LEAD: set to True once pose_core/weights/<DEFAULT_MODEL>.pt (the trained shipped model) exists;
-# `test_shipped_model_finds_the_synthetic_people` then checks accuracy end to end.
-# What the shipped model achieves (docs/training_synthetic.md): on these 320x240 two-walker frames
-# its per-person median joint errors were 2.3-6.0 px (PoseEstimator, no flip). It groups three or
-# more people poorly (its tags are undertrained), so the check uses two.
+# What the shipped model achieves (docs/training_synthetic.md): on these 320x240 walker frames
+# (default difficulty, not the easy level it was trained on) its per-person median joint errors
+# were 0.8-6.5 px with two or three people (PoseEstimator, no flip); with four, one person in a
+# crowd is sometimes missed, so the check uses three.
 ACCURACY_MAX_MEDIAN_ERROR_PX = 8.0  # median joint error of matched people, 320x240 frames
 ACCURACY_MIN_RECALL = 0.8  # fraction of ground-truth people (>= 8 visible joints) matched
-ACCURACY_PEOPLE = 2
+ACCURACY_PEOPLE = 3
 
 
 def _qos_overrides(topic: str, profile: QoSProfile) -> list[Parameter]:
@@ -636,10 +635,18 @@ def test_shipped_model_finds_the_synthetic_people(ros_context: rclpy.Context) ->
             answer = _send_and_wait(harness, publisher, bgr_to_image(scene.image_bgr, header))
             assert answer.header == header
             assert_people_match(answer, scene.keypoints)
-        # a frame with nobody in it gives an empty array
+        # a frame with nobody in it gives an empty array (the parser's low-score fragments there
+        # are below person_min_score)
         blank = np.full((240, 320, 3), 127, np.uint8)
         header = Header(stamp=_stamp(50), frame_id="cam")
         answer = _send_and_wait(harness, publisher, bgr_to_image(blank, header))
+        assert len(answer.people) == 0
+        # person_min_score applies at once: nobody scores 1.0
+        result = harness.pose.set_parameters([Parameter("person_min_score", value=1.0)])
+        assert result[0].successful
+        scene = video.frame(0)
+        header = Header(stamp=_stamp(51), frame_id="cam")
+        answer = _send_and_wait(harness, publisher, bgr_to_image(scene.image_bgr, header))
         assert len(answer.people) == 0
 
 

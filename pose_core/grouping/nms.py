@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["heatmap_nms", "local_maxima", "window_max", "oks_iou", "oks_nms"]
+__all__ = ["heatmap_nms", "local_maxima", "window_max", "inner_window_max", "oks_iou", "oks_nms"]
 
 
 def heatmap_nms(heatmaps: torch.Tensor, kernel: int = 5) -> torch.Tensor:
@@ -50,18 +50,23 @@ def window_max(maps: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
     if radius == 0:
         return maps
     pad = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
-    padded = F.pad(maps, pad, value=-torch.inf)
-    size = maps.shape[dim]
-    covered = 1
-    acc = padded
+    return inner_window_max(F.pad(maps, pad, value=-torch.inf), kernel, dim)
+
+
+def inner_window_max(maps: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
+    """out[p] = max(maps[p : p + kernel]) along `dim` (-1 or -2), p < size - kernel + 1: the
+    window max of the inner positions, without padding, from doubling windows
+    (log2(kernel) + 1 elementwise maxima instead of kernel - 1)."""
+    count = maps.shape[dim] - kernel + 1
+    acc, covered = maps, 1
     while covered * 2 <= kernel:
         length = acc.shape[dim] - covered
         acc = torch.maximum(acc.narrow(dim, 0, length), acc.narrow(dim, covered, length))
         covered *= 2
     if covered < kernel:
         rest = kernel - covered
-        acc = torch.maximum(acc.narrow(dim, 0, size), acc.narrow(dim, rest, size))
-    return acc.narrow(dim, 0, size)
+        return torch.maximum(acc.narrow(dim, 0, count), acc.narrow(dim, rest, count))
+    return acc.narrow(dim, 0, count)
 
 
 def oks_iou(

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from pose_core.grouping.nms import heatmap_nms, local_maxima
+from pose_core.grouping.nms import heatmap_nms, inner_window_max, local_maxima
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 from pose_core.structures import Poses
 
@@ -412,7 +412,7 @@ def _top_k_local_maxima_above(
     # pixels outside the map read as -inf, as max-pool padding does.
     patches = heatmaps.reshape(-1).take(index).masked_fill_(~inside, -torch.inf)  # (A, s, s)
     # the windows of the inner pixels lie inside the patch: no padding needed
-    pooled = _inner_window_max(_inner_window_max(patches, nms_kernel, -1), nms_kernel, -2)
+    pooled = inner_window_max(inner_window_max(patches, nms_kernel, -1), nms_kernel, -2)
     inner = slice(radius, radius + _TILE)
     values = patches[:, inner, inner]
     keep = (pooled == values) & (values > above)
@@ -422,22 +422,6 @@ def _top_k_local_maxima_above(
     order = torch.argsort(joint[a] * (height * width) + y * width + x)  # row-major per joint
     return _top_k_of_entries(joint[a][order], (y * width + x)[order], values[a, r, c][order],
                              num_joints, k)
-
-
-def _inner_window_max(maps: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
-    """out[p] = max(maps[p : p + kernel]) along `dim` (-1 or -2), p < size - kernel + 1: the
-    centred window max of the inner positions, without padding (doubling windows)."""
-    size = maps.shape[dim]
-    count = size - kernel + 1
-    acc, covered = maps, 1
-    while covered * 2 <= kernel:
-        length = acc.shape[dim] - covered
-        acc = torch.maximum(acc.narrow(dim, 0, length), acc.narrow(dim, covered, length))
-        covered *= 2
-    if covered < kernel:
-        rest = kernel - covered
-        return torch.maximum(acc.narrow(dim, 0, count), acc.narrow(dim, rest, count))
-    return acc.narrow(dim, 0, count)
 
 
 def _top_k_of_mask(

@@ -11,7 +11,8 @@ back-projection to image pixels.
   `reference_parse` (per-person adjust and full-map refine loops over all joints, numpy, as the
   official `HeatmapParser.refine`), per-person back-projection.
 - all timed functions run interleaved (round-robin, one call each per round), so they see
-  the same load; medians are reported.
+  the same load; medians are reported. `--schedule phased` times each path's repeats back to
+  back instead (for an idle machine: no allocator interference between the paths).
 - also reported: the refine stage alone (batched `refine_people`, given the top-k NMS maxima
   as LB seeds as the parser passes them, vs the per-person loop) on the same adjusted people
   and maps.
@@ -194,6 +195,16 @@ def _time_interleaved(
     return times
 
 
+def _time_phased(
+    timed: dict[str, tuple[Callable[[], object], int, torch.device]],
+) -> dict[str, list[float]]:
+    """Each function's repeats back to back (its own phase): what a process running only that
+    path sees. Interleaved, the loop reference's large temporary arrays make glibc hand memory
+    back to the kernel between two batched calls, which then page-fault their buffers in again
+    (docs/benchmark_postprocess.md); on an idle machine this schedule avoids that artefact."""
+    return {name: _time(fn, repeats, device) for name, (fn, repeats, device) in timed.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--people", type=int, nargs="+", default=[1, 10, 30])
@@ -202,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--schedule", choices=("interleaved", "phased"), default="interleaved",
+                        help="interleaved: round-robin (fair under a drifting load); phased: "
+                        "each path's repeats back to back (idle machine)")
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
@@ -248,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
                     ),
                 }
             )
-        times = _time_interleaved(timed)
+        times = _time_interleaved(timed) if args.schedule == "interleaved" else _time_phased(timed)
         batched = times["batched"]
         row.update(
             {
@@ -277,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
+        "schedule": args.schedule,
         "torch": torch.__version__,
         "rows": rows,
     }

@@ -205,7 +205,7 @@ def write_markdown(
     checkpoint: dict[str, Any], checkpoint_name: str, seconds_per_image: float,
     weights_path: pathlib.Path | None, num_val: int, data_commands: Sequence[str],
     other_runs: str, extra_sets: dict[str, dict[str, float]], oracle: dict[str, float],
-    rationale: str = "", history: str = "", machine: str = "",
+    rationale: str = "", history: str = "", machine: str = "", report_args: str = "",
 ) -> None:
     last = train_rows[-1] if train_rows else {}
     minutes = last.get("elapsed_s", 0.0) / 60.0
@@ -243,7 +243,7 @@ evaluated with pycocotools through the same grouping and evaluation code as real
 ```
 {data_commands}
 ./env.sh pose-train --config config/train/{config.name}.yaml   # writes runs/{config.name}/
-./env.sh python training/make_report.py --run-dir runs/{config.name}  # this page + weights
+./env.sh python training/make_report.py {report_args}  # this page + weights
 ```
 
 The run stops itself after `max_minutes: {config.max_minutes:g}` of wall time with a
@@ -426,7 +426,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    num_val, data_commands, other_runs_table(args.other_run), extra_sets,
                    target_oracle_ap(config, 100 if not args.max_images else args.max_images),
                    rationale=config_rationale(source.read_text()), history=history,
-                   machine=machine_name())
+                   machine=machine_name(), report_args=" ".join(
+                       ["--run-dir", str(args.run_dir)]
+                       + (["--config", str(args.config)] if args.config else [])
+                       + [f"--extra-val {folder}" for folder in args.extra_val]
+                       + ([f"--history {args.history}"] if args.history else [])))
     (run_dir / "final_metrics.json").write_text(json.dumps(
         {"checkpoint": str(checkpoint_path), "flip": final, "no_flip": final_noflip,
          "extra": extra_sets}, indent=1))

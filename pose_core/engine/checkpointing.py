@@ -160,7 +160,8 @@ def find_resume_checkpoint(run_dir: str | pathlib.Path) -> pathlib.Path | None:
     """The newest complete checkpoint of a run directory, or None.
 
     Looks at `last.pt` and `epoch_*.pt` (never at `*.tmp`), tries them newest step first and
-    returns the first that loads.
+    returns the first that loads. Safe to call on a live run: a checkpoint that the trainer
+    prunes while it is being looked at is skipped.
     """
     run_dir = pathlib.Path(run_dir)
     if not run_dir.is_dir():
@@ -171,9 +172,10 @@ def find_resume_checkpoint(run_dir: str | pathlib.Path) -> pathlib.Path | None:
             continue
         try:
             payload = load_training_checkpoint(path)
-        except CheckpointError:
+            modified = path.stat().st_mtime
+        except (CheckpointError, FileNotFoundError):
             continue
-        candidates.append((int(payload["step"]), path.stat().st_mtime, path))
+        candidates.append((int(payload["step"]), modified, path))
     if not candidates:
         return None
     candidates.sort(key=lambda item: (item[0], item[1]))

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from pose_core.engine.checkpointing import (
+    CheckpointError,
     atomic_save,
     find_resume_checkpoint,
     load_training_checkpoint,
@@ -211,6 +212,28 @@ def test_atomic_checkpoint_ignores_partial_temp_files(tmp_path: pathlib.Path) ->
     assert not list(tmp_path.glob(".x.pt.*.tmp"))
 
 
+def test_find_resume_checkpoint_skips_a_file_pruned_while_looking(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a live run the trainer deletes old epoch files: one that vanishes between being
+    read and being dated is skipped, not an error."""
+    from pose_core.engine import checkpointing
+
+    Trainer(toy_config(epochs=2, keep_checkpoints=2), ToyTask(), tmp_path, context=CPU).train()
+    assert (tmp_path / "epoch_0001.pt").is_file() and (tmp_path / "epoch_0002.pt").is_file()
+    real_load = checkpointing.load_training_checkpoint
+
+    def load_then_prune(path: pathlib.Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        payload = real_load(path, *args, **kwargs)
+        if path.name == "epoch_0002.pt":
+            path.unlink()  # what `_prune_epoch_checkpoints` of a live run does
+        return payload
+
+    monkeypatch.setattr(checkpointing, "load_training_checkpoint", load_then_prune)
+    found = checkpointing.find_resume_checkpoint(tmp_path)
+    assert found is not None and found.name != "epoch_0002.pt" and found.is_file()
+
+
 def test_non_finite_loss_raises(tmp_path: pathlib.Path) -> None:
     trainer = Trainer(toy_config(), ToyTask(nan_at_step=3), tmp_path, context=CPU)
     with pytest.raises(NonFiniteLossError, match="step 2"):
@@ -264,8 +287,11 @@ def test_resume_after_sigkill(tmp_path: pathlib.Path) -> None:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             found = find_resume_checkpoint(run_dir)
-            if found is not None and load_training_checkpoint(found)["epoch"] >= 2:
-                break
+            try:
+                if found is not None and load_training_checkpoint(found)["epoch"] >= 2:
+                    break
+            except CheckpointError:  # pruned by the live run between the two calls
+                pass
             time.sleep(0.05)
         else:
             pytest.fail("the training process wrote no checkpoint in time")

@@ -687,59 +687,6 @@ def _search_per_joint(
     return best_pix
 
 
-def _search_sparse(
-    det: torch.Tensor,
-    sampler: TagSampler,
-    qj: torch.Tensor,
-    qprev: torch.Tensor,
-    lower: torch.Tensor,
-    tile_ok: torch.Tensor,
-    tiles_yx: tuple[int, int],
-    tile_gap: torch.Tensor | None = None,
-    sub_max: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Exact first argmax per pair over exactly its own candidate tiles, all pairs at once
-    (segment max with a smallest-index tie-break). Returns (Q,) flat pixel indices.
-
-    With `tile_gap` ((Q, tiles) rounded distance from the pair's mean tag to each tile's tag
-    box, a lower bound of round(||tag - prev||) on the tile) and `sub_max` ((Q', 2 ty, 2 tx)
-    maxima of det over _TILE / 2 sub-tiles, row q of a pair = its joint's row in det), a
-    pixel can only be the answer when det - gap >= LB: sub-tiles whose maximum fails that are
-    skipped, and so are such pixels (the exact score of a pixel never exceeds det - gap)."""
-    dev = det.device
-    num_pairs = qj.shape[0]
-    tiles_y, tiles_x = tiles_yx
-    num_pixels = det.shape[1]
-    width = sampler.width
-    height = sampler.height
-    pair_ids, tile_ids = torch.nonzero(tile_ok, as_tuple=True)
-    if tile_gap is not None and sub_max is not None:
-        return _search_sparse_sub(det, sampler, qj, qprev, lower, pair_ids, tile_ids,
-                                  tile_gap[pair_ids, tile_ids], sub_max, tiles_x)
-    inner = torch.arange(_TILE, device=dev)
-    best_val = torch.full((num_pairs,), -torch.inf, dtype=torch.float32, device=dev)
-    best_pix = torch.zeros((num_pairs,), dtype=torch.long, device=dev)
-    step = max(1, _CHUNK_ELEMENTS // (_TILE * _TILE))
-    for start in range(0, pair_ids.numel(), step):
-        q = pair_ids[start : start + step]
-        t = tile_ids[start : start + step]
-        rows = torch.div(t, tiles_x, rounding_mode="floor")[:, None] * _TILE + inner
-        cols = (t % tiles_x)[:, None] * _TILE + inner
-        valid = (rows < height)[:, :, None] & (cols < width)[:, None, :]
-        pix = (rows[:, :, None] * width + cols[:, None, :])[valid]
-        q = q[:, None, None].expand(-1, _TILE, _TILE)[valid]
-        joint = qj[q]
-        values = det.reshape(-1).take(joint * num_pixels + pix)
-        keep = values >= lower[q]
-        q, pix, joint, values = q[keep], pix[keep], joint[keep], values[keep]
-        if q.numel() == 0:
-            continue
-        best_val, best_pix = _fold_scores(
-            best_val, best_pix, q, pix, values, sampler(joint, pix), qprev[q], num_pixels
-        )
-    return best_pix
-
-
 def _fold_scores(
     best_val: torch.Tensor,
     best_pix: torch.Tensor,
@@ -789,7 +736,11 @@ def _search_sparse_sub(
     sub_max: torch.Tensor,
     tiles_x: int,
 ) -> torch.Tensor:
-    """`_search_sparse` over (pair, tile) entries, pruned by sub-tile maxima and tile gaps.
+    """Exact first argmax per pair over its candidate (pair, tile) entries, all pairs at once
+    (segment max with a smallest-index tie-break; returns (Q,) flat pixel indices), pruned by
+    sub-tile maxima and tile gaps: `gaps` are the rounded distances from the pair's mean tag to
+    each entry tile's tag box (a lower bound of round(||tag - prev||) there) and `sub_max` the
+    maxima of det over _TILE / 2 sub-tiles, so a pixel can only win when det - gap >= LB.
 
     Best first: every pair's sub-tiles are visited in rounds by descending bound
     (det maximum - gap), first each pair's best few, then geometrically more; before a round,

@@ -38,6 +38,7 @@ from pose_core.engine.config import (
     load_config,
     to_yaml,
 )
+from pose_core.engine import distributed
 from pose_core.engine.distributed import DistributedContext
 from pose_core.engine.optim import EpochStepSchedule
 from pose_core.engine.trainer import NonFiniteLossError, Trainer
@@ -316,13 +317,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _ddp_worker(rank: int, world_size: int, port: int, run_dir: str, out_dir: str) -> None:
+def _join_gloo_group(rank: int, world_size: int, port: int) -> DistributedContext:
+    """In a spawned worker: the torchrun environment of `rank`, then the gloo process group."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from pose_core.engine import distributed
+    return distributed.init_distributed("cpu")
 
-    context = distributed.init_distributed("cpu")
+
+def _ddp_worker(rank: int, world_size: int, port: int, run_dir: str, out_dir: str) -> None:
+    context = _join_gloo_group(rank, world_size, port)
     try:
         assert context.backend == "gloo" and context.world_size == world_size
         trainer = Trainer(toy_config(epochs=2), ToyTask(), run_dir, context=context)
@@ -361,12 +365,7 @@ def test_ddp_gloo_two_processes_stay_in_sync(tmp_path: pathlib.Path) -> None:
 
 
 def _ddp_budget_worker(rank: int, world_size: int, port: int, run_dir: str, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    from pose_core.engine import distributed
-
-    context = distributed.init_distributed("cpu")
+    context = _join_gloo_group(rank, world_size, port)
     try:
         # Only rank 1 runs out of time (ranks start and run at different speeds; here its
         # budget is simply shorter): alone, it would leave the loop and wait at the checkpoint

@@ -38,7 +38,7 @@ import torch
 
 from pose_core.evaluation.coco_evaluator import KeypointEvaluator
 from pose_core.geometry import back_project_centre_aligned
-from pose_core.grouping.tag_grouping import adjust_positions
+from pose_core.grouping.tag_grouping import adjust_positions, parse_bottom_up
 from pose_core.inference import PoseEstimator
 from pose_core.inference.preprocess import bottom_up_input
 from pose_core.structures import Poses
@@ -101,17 +101,22 @@ def diagnose(
                 errors.append(float(np.hypot(x0 + px - x, y0 + py - y)))
         separation.extend(float(np.linalg.norm(means[a] - means[b]))
                           for a in range(len(means)) for b in range(a + 1, len(means)))
-        model_eval.process([entry["id"]], [estimator(image)])
-        grouped = adjust_positions(read, heatmaps).astype(np.float64)
-        if len(grouped):
-            base = bottom_up_input(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), estimator.input_wh[0],
-                                   1.0, min(estimator.scales), estimator.info.mean,
-                                   estimator.info.std)
-            grouped[:, :, :2] = back_project_centre_aligned(
-                grouped[:, :, :2], np.asarray(base.center), np.asarray(base.scale), base.size_wh
-            )
-        bound_eval.process([entry["id"]], [Poses(grouped.astype(np.float32),
-                                                 grouped[:, :, 2].mean(axis=1))])
+        # the model's people from the same maps (what `estimator(image)` groups, without a
+        # second network pass) and the heatmaps read at the GT people, both in image pixels
+        base = bottom_up_input(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), estimator.input_wh[0],
+                               1.0, min(estimator.scales), estimator.info.mean, estimator.info.std)
+        model = parse_bottom_up(heatmaps, tags, estimator.grouping)
+        for evaluator, people_hm, scores in (
+            (model_eval, model.grouped[:, :, :3], model.scores),
+            (bound_eval, adjust_positions(read, heatmaps), read[:, :, 2].mean(axis=1)),
+        ):
+            points = people_hm.astype(np.float64)
+            if len(points):
+                points[:, :, :2] = back_project_centre_aligned(
+                    points[:, :, :2], np.asarray(base.center), np.asarray(base.scale),
+                    base.size_wh,
+                )
+            evaluator.process([entry["id"]], [Poses(points.astype(np.float32), scores)])
     spread_a, separation_a, errors_a = map(np.asarray, (spread, separation, errors))
     return {
         "images": len(entries),

@@ -177,7 +177,14 @@ class ResizedTags:
             raise ValueError(f"tag maps must be (L, J, h, w), got {tuple(maps.shape)}")
         self.num_tags = int(maps.shape[0])
         self.height, self.width = int(size_hw[0]), int(size_hw[1])
+        pixel_linear = maps.stride(2) == maps.shape[3] * maps.stride(3) or maps.shape[2] == 1
+        if not pixel_linear or min(maps.stride()) <= 0:
+            maps = maps.contiguous()
+        # (L, J, h * w): a view for any layout whose flat pixel index y * w + x is one stride,
+        # e.g. the channels of a channels-last upsampling output (pixel-major memory); read
+        # through offsets from its strides
         self._maps = maps.reshape(maps.shape[0], maps.shape[1], -1)
+        self._memory = _memory_view(self._maps)
         self._in_h, self._in_w = int(maps.shape[2]), int(maps.shape[3])
         dev = maps.device
         self._y0, self._y1, self._wy = _linear_weights(self._in_h, self.height, dev)
@@ -187,15 +194,16 @@ class ResizedTags:
         y = torch.div(pixels, self.width, rounding_mode="floor")
         x = pixels - y * self.width
         wy, wx = self._wy[y], self._wx[x]
-        base = joints * (self._in_h * self._in_w)
-        row0 = base + self._y0[y] * self._in_w
-        row1 = base + self._y1[y] * self._in_w
-        x0, x1 = self._x0[x], self._x1[x]
+        component_stride, joint_stride, pixel_stride = self._maps.stride()
+        base = joints * joint_stride
+        row0 = base + self._y0[y] * (self._in_w * pixel_stride)
+        row1 = base + self._y1[y] * (self._in_w * pixel_stride)
+        x0, x1 = self._x0[x] * pixel_stride, self._x1[x] * pixel_stride
         out = []
         for component in range(self.num_tags):
-            plane = self._maps[component].reshape(-1)
-            top = plane.take(row0 + x0) * (1 - wx) + plane.take(row0 + x1) * wx
-            bottom = plane.take(row1 + x0) * (1 - wx) + plane.take(row1 + x1) * wx
+            r0, r1 = row0 + component * component_stride, row1 + component * component_stride
+            top = self._memory.take(r0 + x0) * (1 - wx) + self._memory.take(r0 + x1) * wx
+            bottom = self._memory.take(r1 + x0) * (1 - wx) + self._memory.take(r1 + x1) * wx
             out.append(top * (1 - wy) + bottom * wy)
         return torch.stack(out, dim=-1)
 
@@ -259,10 +267,18 @@ class ResizedTags:
         ty, tx = -(-self.height // tile), -(-self.width // tile)
         # Separable strided window max/min (rows, then columns): a few elementwise maxima on
         # strided views instead of an overlapping max_pool2d (same values, max/min are exact).
-        upper = _strided_window(maps, 2, ky, sy, py, ty, torch.maximum, -torch.inf)
-        upper = _strided_window(upper, 3, kx, sx, px, tx, torch.maximum, -torch.inf)
-        lower = _strided_window(maps, 2, ky, sy, py, ty, torch.minimum, torch.inf)
-        lower = _strided_window(lower, 3, kx, sx, px, tx, torch.minimum, torch.inf)
+        # Pixel-major memory (channels-last tags) is windowed as (h, w, L, J): every
+        # elementwise op then runs over contiguous channel vectors.
+        pixel_major = maps.stride(1) < maps.stride(3)
+        if pixel_major:
+            maps = maps.permute(2, 3, 0, 1)
+        rows = 0 if pixel_major else 2
+        upper = _strided_window(maps, rows, ky, sy, py, ty, torch.maximum, -torch.inf)
+        upper = _strided_window(upper, rows + 1, kx, sx, px, tx, torch.maximum, -torch.inf)
+        lower = _strided_window(maps, rows, ky, sy, py, ty, torch.minimum, torch.inf)
+        lower = _strided_window(lower, rows + 1, kx, sx, px, tx, torch.minimum, torch.inf)
+        if pixel_major:
+            upper, lower = upper.permute(2, 3, 0, 1), lower.permute(2, 3, 0, 1)
         margin = 1e-5 * (1.0 + float(torch.maximum(upper.max(), -lower.min())))
         return lower - margin, upper + margin
 
@@ -321,6 +337,13 @@ def _linear_weights(
     i1 = torch.where(i0 < size_in - 1, i0 + 1, i0)
     w1 = torch.clamp(src - i0.float(), 0.0, 1.0)
     return i0.to(device), i1.to(device), w1.to(device)
+
+
+def _memory_view(maps: torch.Tensor) -> torch.Tensor:
+    """1-D view over the memory a tensor with positive strides spans (for `take` with offsets
+    computed from its strides: no copy, whatever the layout)."""
+    span = 1 + sum((size - 1) * stride for size, stride in zip(maps.shape, maps.stride()))
+    return maps.as_strided((span,), (1,))
 
 
 def default_joint_order(num_joints: int) -> tuple[int, ...]:

@@ -17,8 +17,9 @@ The heatmaps are built in full at base size; the tags are kept at 1/2 resolution
 lazily by the parser (`ResizedTags`), which is the same bilinear projection evaluated only where
 the parser needs it. Bilinear upsampling is linear and commutes with the mirror along width, so
 the flip-back and the normal + flipped sum are done at each output's own resolution before any
-upsampling: one 1/4 -> 1/2 upsampling (J heatmap channels plus both tag passes in one call) and
-one projection of J channels to base size, instead of one per pass and output. Results agree
+upsampling: one 1/4 -> 1/2 upsampling of J heatmap channels, one of both tag passes (in
+channels-last memory, the faster kernel) and one projection of J channels to base size, instead
+of one per pass and output. Results agree
 with the official order to float rounding (~1e-7; checked against the official fixtures).
 """
 
@@ -42,22 +43,13 @@ class ScaleMaps:
     Attributes:
         scale_factor: the pass's scale.
         heatmaps: (N, J, h, w): flip-averaged heatmaps.
-        tags: (N, L, J, h, w): tag maps (L = 2 with flip: normal, flipped).
+        tags: (N, L, J, h, w): tag maps (L = 2 with flip: normal, flipped); a view of
+            channels-last memory when upsampled (see `merge_stage_outputs`).
     """
 
     scale_factor: float
     heatmaps: torch.Tensor
     tags: torch.Tensor
-
-
-def _to_last_size(outputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    size = outputs[-1].shape[-2:]
-    return [
-        F.interpolate(out, size=size, mode="bilinear", align_corners=False)
-        if i != len(outputs) - 1 and out.shape[-2:] != size
-        else out
-        for i, out in enumerate(outputs)
-    ]
 
 
 def merge_stage_outputs(
@@ -80,16 +72,6 @@ def merge_stage_outputs(
         ScaleMaps at the last output's resolution.
     """
     j = num_joints
-    if flip_outputs is None:
-        ups = _to_last_size(outputs)
-        heatmaps = sum(out[:, :j] for out in ups) / len(ups)
-        return ScaleMaps(scale_factor, heatmaps, ups[0][:, None, j : 2 * j])
-    # Flip-back (mirror + joint reorder) and the sum of the two passes happen at each output's
-    # own resolution, before upsampling: bilinear upsampling (align_corners=False) is linear and
-    # commutes with a mirror along width, so this equals the official order (upsample each pass,
-    # flip back, average) to float rounding, with one upsampling of J heatmap channels instead of
-    # 2 x 2J. Output 0's heatmap sum and both tag passes are upsampled in one call; the tags are
-    # a view of its result (no copy).
     n = outputs[0].shape[0]
     size = outputs[-1].shape[-2:]
     reorder = torch.as_tensor(list(flip_index), device=outputs[0].device)
@@ -97,22 +79,39 @@ def merge_stage_outputs(
     def flip_back(maps: torch.Tensor) -> torch.Tensor:
         return torch.flip(maps.index_select(1, reorder), dims=[3])
 
-    last = len(outputs) - 1
+    def to_last_size(maps: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        if maps.shape[-2:] == size:
+            return maps
+        if channels_last:
+            maps = maps.contiguous(memory_format=torch.channels_last)
+        return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+    # Tags: channels J: 2J of output 0 (normal, then the flipped pass mirrored back), upsampled
+    # in channels-last memory: that kernel is ~2.4x faster here than the (N, C, h, w) one for
+    # these maps (34 channels 1/4 -> 1/2: 2.4 vs 5.7 ms, 1 thread), the parser reads any layout
+    # through strides, and its tile bounds run over contiguous channel vectors. The values
+    # differ from the (N, C, h, w) kernel's by at most 1 ulp; tags only enter rounded
+    # distances and thresholds. The heatmaps keep the (N, C, h, w) kernel.
+    tag_passes = [outputs[0][:, j : 2 * j]]
+    if flip_outputs is not None:
+        tag_passes.append(flip_back(flip_outputs[0][:, j : 2 * j]))
+    tags = to_last_size(torch.cat(tag_passes, dim=1), channels_last=True)
+    tags = tags.reshape((n, len(tag_passes), j) + tuple(tags.shape[2:]))  # a view
+    if flip_outputs is None:
+        heatmaps = sum(to_last_size(out[:, :j]) for out in outputs) / len(outputs)
+        return ScaleMaps(scale_factor, heatmaps, tags)
+    # Flip-back (mirror + joint reorder) and the sum of the two passes happen at each output's
+    # own resolution, before upsampling: bilinear upsampling (align_corners=False) is linear and
+    # commutes with a mirror along width, so this equals the official order (upsample each pass,
+    # flip back, average) to float rounding, with one upsampling of J heatmap channels instead of
+    # one per pass.
     total: torch.Tensor | None = None
-    tags: torch.Tensor | None = None
-    for i, (out, flipped) in enumerate(zip(outputs, flip_outputs)):
-        heat = out[:, :j] + flip_back(flipped[:, :j])
-        if i == 0:
-            heat = torch.cat((heat, out[:, j : 2 * j], flip_back(flipped[:, j : 2 * j])), dim=1)
-        if i != last and heat.shape[-2:] != size:
-            heat = F.interpolate(heat, size=size, mode="bilinear", align_corners=False)
-        if i == 0:
-            tags = heat[:, j : 3 * j].reshape((n, 2, j) + tuple(heat.shape[2:]))
-            heat = heat[:, :j]
-        # In place (heat and total are this function's own tensors; the tag channels are not
-        # touched): saves two full-size allocations, the values are the same (a + b == b + a).
+    for out, flipped in zip(outputs, flip_outputs):
+        heat = to_last_size(out[:, :j] + flip_back(flipped[:, :j]))
+        # In place (heat and total are this function's own tensors): saves two full-size
+        # allocations, the values are the same (a + b == b + a).
         total = heat if total is None else heat.add_(total)
-    assert total is not None and tags is not None
+    assert total is not None
     heatmaps = total.div_(2.0 * len(outputs))
     return ScaleMaps(scale_factor, heatmaps, tags)
 

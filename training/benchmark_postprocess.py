@@ -10,6 +10,9 @@ back-projection to image pixels.
 - loop reference: the official structure: every heatmap and tag map projected in full,
   `reference_parse` (per-person adjust and full-map refine loops over all joints, numpy, as the
   official `HeatmapParser.refine`), per-person back-projection.
+- the process allocator keeps freed memory (`retain_freed_memory`, as `TorchBackend` sets it
+  up on the CPU; `--default-allocator` leaves glibc's defaults, under which every image
+  page-faults its buffers in again).
 - all timed functions run interleaved (round-robin, one call each per round), so they see
   the same load; medians are reported. `--schedule phased` times each path's repeats back to
   back instead (for an idle machine: no allocator interference between the paths).
@@ -45,6 +48,7 @@ from pose_core.geometry import affine_matrix, apply_affine, back_project_centre_
 from pose_core.grouping import GroupingParams, parse_bottom_up
 from pose_core.grouping.reference_parser import _refine_one, reference_parse
 from pose_core.grouping.tag_grouping import refine_people
+from pose_core.inference.allocator import retain_freed_memory
 from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs
 from pose_core.keypoint_specs import COCO_17
 
@@ -216,12 +220,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--schedule", choices=("interleaved", "phased"), default="interleaved",
                         help="interleaved: round-robin (fair under a drifting load); phased: "
                         "each path's repeats back to back (idle machine)")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc's allocator alone (by default the process keeps freed "
+                        "memory, as TorchBackend sets it up on the CPU)")
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    # The process allocator as the estimator runs on this device (TorchBackend on the CPU);
+    # both paths share it (same process).
+    retained = (
+        retain_freed_memory() if device.type == "cpu" and not args.default_allocator else False
+    )
     params = GroupingParams()
     rows = []
     for num_people in args.people:
@@ -292,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         "cpu": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "schedule": args.schedule,
+        "retain_freed_memory": retained,
         "torch": torch.__version__,
         "rows": rows,
     }

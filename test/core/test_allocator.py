@@ -11,20 +11,19 @@ import pytest
 from pose_core.inference.allocator import retain_freed_memory
 
 # Allocates, touches and frees a 48 MB tensor (above glibc's largest dynamic mmap threshold,
-# 32 MiB) eleven times and reports the minor page faults of the last nine rounds (the first two
-# grow the heap).
+# 32 MiB) 12 times and reports the minor page faults of each round.
 _PROBE = """
 import json, resource, sys, torch
 from pose_core.inference.allocator import retain_freed_memory
 applied = retain_freed_memory() if sys.argv[1] == "retain" else None
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-torch.ones(12 << 20)  # warm-up rounds
-torch.ones(12 << 20)
-start = faults()
-for _ in range(9):
+rounds = []
+for _ in range(12):
+    start = faults()
     torch.ones(12 << 20)
-print(json.dumps({"applied": applied, "faults": faults() - start}))
+    rounds.append(faults() - start)
+print(json.dumps({"applied": applied, "faults": rounds}))
 """
 
 
@@ -41,9 +40,11 @@ def test_freed_buffers_are_reused_instead_of_faulted_in_again():
     default = _probe("default")
     retained = _probe("retain")
     assert retained["applied"] is True
-    # default glibc: every round maps 48 MB afresh, ~11,700 faults of 4 KiB pages per round
-    assert default["faults"] > 9 * 5000
-    assert retained["faults"] < default["faults"] / 20
+    # default glibc: every round maps 48 MB afresh (~12,300 faults of 4 KiB pages each)
+    assert min(default["faults"]) > 5000
+    # retained: the first rounds grow the heap, then the same memory serves every round
+    assert sorted(retained["faults"])[len(retained["faults"]) // 2] < 100
+    assert retained["faults"][-1] < 100
 
 
 def test_rejects_thresholds_out_of_range():

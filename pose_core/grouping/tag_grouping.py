@@ -193,17 +193,18 @@ class ResizedTags:
     def __call__(self, joints: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         y = torch.div(pixels, self.width, rounding_mode="floor")
         x = pixels - y * self.width
-        wy, wx = self._wy[y], self._wx[x]
+        wy, wx = _pick(self._wy, y), _pick(self._wx, x)
         component_stride, joint_stride, pixel_stride = self._maps.stride()
         base = joints * joint_stride
-        row0 = base + self._y0[y] * (self._in_w * pixel_stride)
-        row1 = base + self._y1[y] * (self._in_w * pixel_stride)
-        x0, x1 = self._x0[x] * pixel_stride, self._x1[x] * pixel_stride
+        row0 = base + _pick(self._y0, y) * (self._in_w * pixel_stride)
+        row1 = base + _pick(self._y1, y) * (self._in_w * pixel_stride)
+        x0, x1 = _pick(self._x0, x) * pixel_stride, _pick(self._x1, x) * pixel_stride
+        memory = self._memory
         out = []
         for component in range(self.num_tags):
             r0, r1 = row0 + component * component_stride, row1 + component * component_stride
-            top = self._memory.take(r0 + x0) * (1 - wx) + self._memory.take(r0 + x1) * wx
-            bottom = self._memory.take(r1 + x0) * (1 - wx) + self._memory.take(r1 + x1) * wx
+            top = _pick(memory, r0 + x0) * (1 - wx) + _pick(memory, r0 + x1) * wx
+            bottom = _pick(memory, r1 + x0) * (1 - wx) + _pick(memory, r1 + x1) * wx
             out.append(top * (1 - wy) + bottom * wy)
         return torch.stack(out, dim=-1)
 
@@ -337,6 +338,13 @@ def _linear_weights(
     i1 = torch.where(i0 < size_in - 1, i0 + 1, i0)
     w1 = torch.clamp(src - i0.float(), 0.0, 1.0)
     return i0.to(device), i1.to(device), w1.to(device)
+
+
+def _pick(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values[index] for 1-D `values` and an integer index of any shape. `index_select`: the
+    same values as advanced indexing or `take`, 2.5-4x faster on the CPU for the 1k-100k
+    element gathers of this module (e.g. 36 vs 135 us for 30k floats, 1 thread)."""
+    return values.index_select(0, index.reshape(-1)).reshape(index.shape)
 
 
 def _memory_view(maps: torch.Tensor) -> torch.Tensor:
@@ -738,7 +746,7 @@ def _fold_scores(
     assert dist2 is not None
     scores = values - torch.round(torch.sqrt(dist2))
     chunk_val = torch.full_like(best_val, -torch.inf).scatter_reduce(0, q, scores, reduce="amax")
-    at_max = scores == chunk_val[q]
+    at_max = scores == _pick(chunk_val, q)
     big = torch.full_like(pix, num_pixels)
     chunk_pix = torch.full_like(best_pix, num_pixels).scatter_reduce(
         0, q, torch.where(at_max, pix, big), reduce="amin"
@@ -791,28 +799,32 @@ def _search_sparse_sub(
     tx = tile_ids - ty * tiles_x
     sy = (2 * ty)[:, None] + torch.tensor([0, 0, 1, 1], device=dev)
     sx = (2 * tx)[:, None] + torch.tensor([0, 1, 0, 1], device=dev)
-    joint = qj[pair_ids]
-    sub_vals = sub_max.reshape(-1).take((joint[:, None] * sub_max.shape[1] + sy) * sub_x + sx)
+    joint = _pick(qj, pair_ids)
+    sub_vals = _pick(sub_max.reshape(-1), (joint[:, None] * sub_max.shape[1] + sy) * sub_x + sx)
     # Tested as det - gap >= LB, never det >= LB + gap: the answer's own score is
     # det - round(dist) <= det - gap in float arithmetic too, while LB + gap may round up.
     bounds = sub_vals - gaps[:, None]
-    e, k = torch.nonzero(bounds >= lower[pair_ids][:, None], as_tuple=True)
+    e, k = torch.nonzero(bounds >= _pick(lower, pair_ids)[:, None], as_tuple=True)
     if e.numel() == 0:
         return best_pix
-    bound = bounds[e, k]
-    sub_y, sub_xx = sy[e, k], sx[e, k]
-    q_sub = pair_ids[e]
+    ek = e * 4 + k
+    bound = _pick(bounds.reshape(-1), ek)
+    sub_y, sub_xx = _pick(sy.reshape(-1), ek), _pick(sx.reshape(-1), ek)
+    q_sub = _pick(pair_ids, e)
     # Rank of each sub-tile within its pair by descending bound, then all sub-tiles ordered
     # by rank (round r visits ranks [r_lo, r_hi) of every pair).
     order = torch.argsort(bound, descending=True, stable=True)
-    order = order[torch.argsort(q_sub[order], stable=True)]
+    order = _pick(order, torch.argsort(_pick(q_sub, order), stable=True))
     counts = torch.bincount(q_sub, minlength=num_pairs)
     starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(order.numel(), device=dev) - starts[q_sub[order]]
+    rank = torch.arange(order.numel(), device=dev) - _pick(starts, _pick(q_sub, order))
     by_rank = torch.argsort(rank, stable=True)
-    order, rank = order[by_rank], rank[by_rank]
-    bound, sub_y, sub_xx, q_sub = bound[order], sub_y[order], sub_xx[order], q_sub[order]
-    gap_sub = gaps[e[order]]
+    order, rank = _pick(order, by_rank), _pick(rank, by_rank)
+    bound, sub_y, sub_xx, q_sub = (_pick(t, order) for t in (bound, sub_y, sub_xx, q_sub))
+    gap_sub = _pick(gaps, _pick(e, order))
+    det_flat = det.reshape(-1)
+    # sub-tiles never cross the map border when H and W are multiples of the sub-tile size
+    clipped = height % half != 0 or width % half != 0
     inner = torch.arange(half, device=dev)
     step = max(1, _CHUNK_ELEMENTS // (half * half))
     max_rank = int(counts.max())
@@ -823,25 +835,28 @@ def _search_sparse_sub(
         rank_limit *= _RANK_GROWTH
         # the pair's best exact score so far (a valid LB) or LB; a NaN best compares False
         thr = torch.where(best_val > lower, best_val, lower)
-        part = torch.arange(lo, hi, device=dev)
-        part = part[bound[lo:hi] >= thr[q_sub[lo:hi]]]
+        part = lo + torch.nonzero(bound[lo:hi] >= _pick(thr, q_sub[lo:hi])).flatten()
         lo = hi
         for start in range(0, part.numel(), step):
             ss = part[start : start + step]
-            rows = (sub_y[ss] * half)[:, None] + inner
-            cols = (sub_xx[ss] * half)[:, None] + inner
-            valid = (rows < height)[:, :, None] & (cols < width)[:, None, :]
-            pix = (rows[:, :, None] * width + cols[:, None, :])[valid]
-            ent = ss[:, None, None].expand(-1, half, half)[valid]
-            q = q_sub[ent]
-            jj = qj[q]
-            values = det.reshape(-1).take(jj * num_pixels + pix)
-            keep = values - gap_sub[ent] >= thr[q]
-            q, pix, jj, values = q[keep], pix[keep], jj[keep], values[keep]
+            rows = (_pick(sub_y, ss) * half)[:, None] + inner
+            cols = (_pick(sub_xx, ss) * half)[:, None] + inner
+            pix = rows[:, :, None] * width + cols[:, None, :]
+            ent = ss[:, None, None].expand(-1, half, half)
+            if clipped:
+                valid = (rows < height)[:, :, None] & (cols < width)[:, None, :]
+                pix, ent = pix[valid], ent[valid]
+            pix, ent = pix.reshape(-1), ent.reshape(-1)
+            q = _pick(q_sub, ent)
+            jj = _pick(qj, q)
+            values = _pick(det_flat, jj * num_pixels + pix)
+            keep = torch.nonzero(values - _pick(gap_sub, ent) >= _pick(thr, q)).flatten()
+            q, pix, jj, values = (_pick(t, keep) for t in (q, pix, jj, values))
             if q.numel() == 0:
                 continue
             best_val, best_pix = _fold_scores(
-                best_val, best_pix, q, pix, values, sampler(jj, pix), qprev[q], num_pixels
+                best_val, best_pix, q, pix, values, sampler(jj, pix), qprev.index_select(0, q),
+                num_pixels,
             )
     return best_pix
 
@@ -938,9 +953,9 @@ def refine_people(
 
     # LB from the seed pixels: exact scores, same arithmetic as the search.
     if seed_pixels is not None and seed_pixels.numel():
-        seeds = seed_pixels.to(device=dev, dtype=torch.long)[qj]  # (Q, k)
+        seeds = seed_pixels.to(device=dev, dtype=torch.long).index_select(0, qj)  # (Q, k)
         seed_tags = sampler(qj[:, None].expand_as(seeds), seeds).permute(2, 0, 1)
-        seed_det = det.reshape(-1).take(qj[:, None] * num_pixels + seeds)
+        seed_det = _pick(det.reshape(-1), qj[:, None] * num_pixels + seeds)
         seed_scores = torch.nan_to_num(
             _refine_scores(seed_det, seed_tags, qprev).amax(dim=1), nan=-torch.inf
         )
@@ -960,37 +975,37 @@ def refine_people(
     # narrow: at most num_tiles / _NARROW_FRACTION tiles have a det maximum >= LB, i.e. LB is
     # above the (num_tiles - that)-th smallest tile maximum of the joint
     kth = torch.kthvalue(tile_max_flat, num_tiles - num_tiles // _NARROW_FRACTION, dim=1).values
-    narrow = lower > kth[qj]
+    narrow = lower > _pick(kth, qj)
     entry_pairs, entry_tiles, entry_gaps = [], [], []
 
     narrow_ids = torch.nonzero(narrow).flatten()
     if narrow_ids.numel():
-        det_ok = tile_max_flat[qj[narrow_ids]] >= lower[narrow_ids, None]
+        narrow_j = _pick(qj, narrow_ids)
+        det_ok = tile_max_flat.index_select(0, narrow_j) >= _pick(lower, narrow_ids)[:, None]
         e_row, e_tile = torch.nonzero(det_ok, as_tuple=True)
-        e_pair = narrow_ids[e_row]
-        e_slot = qs[e_pair]
-        low_flat = tag_low.reshape(sampler.num_tags, len(needed), num_tiles)
-        high_flat = tag_high.reshape(sampler.num_tags, len(needed), num_tiles)
+        e_pair = _pick(narrow_ids, e_row)
+        e_box = _pick(qs, e_pair) * num_tiles + e_tile  # (slot, tile) in the bound planes
         gap2: torch.Tensor | None = None
         for component in range(sampler.num_tags):
-            p = qprev[e_pair, component]
+            p = _pick(qprev[:, component].contiguous(), e_pair)
             gap = torch.clamp(
-                torch.maximum(low_flat[component, e_slot, e_tile] - p,
-                              p - high_flat[component, e_slot, e_tile]),
+                torch.maximum(_pick(tag_low[component].reshape(-1), e_box) - p,
+                              p - _pick(tag_high[component].reshape(-1), e_box)),
                 min=0.0,
             )
             gap2 = gap * gap if gap2 is None else gap2 + gap * gap
         assert gap2 is not None
         rounded = torch.round(torch.sqrt(gap2))
-        upper = torch.nan_to_num(tile_max_flat[qj[e_pair], e_tile] - rounded, nan=-torch.inf)
-        keep = upper >= lower[e_pair]
-        entry_pairs.append(e_pair[keep])
-        entry_tiles.append(e_tile[keep])
-        entry_gaps.append(rounded[keep])
+        upper = _pick(tile_max_flat.reshape(-1), _pick(narrow_j, e_row) * num_tiles + e_tile)
+        upper = torch.nan_to_num(upper - rounded, nan=-torch.inf)
+        keep = torch.nonzero(upper >= _pick(lower, e_pair)).flatten()
+        entry_pairs.append(_pick(e_pair, keep))
+        entry_tiles.append(_pick(e_tile, keep))
+        entry_gaps.append(_pick(rounded, keep))
 
     wide_ids = torch.nonzero(~narrow).flatten()
     if wide_ids.numel():
-        wj, ws, wprev = qj[wide_ids], qs[wide_ids], qprev[wide_ids]
+        wj, ws, wprev = _pick(qj, wide_ids), _pick(qs, wide_ids), qprev.index_select(0, wide_ids)
         upper_all = torch.empty((len(wide_ids), num_tiles), dtype=torch.float32, device=dev)
         gap_all = torch.empty_like(upper_all)  # rounded tag-box distances (whole numbers)
         chunk_pairs = max(1, _CHUNK_ELEMENTS // num_tiles)
@@ -1000,13 +1015,14 @@ def refine_people(
             for component in range(sampler.num_tags):
                 p = wprev[sl, component, None, None]
                 gap = torch.clamp(
-                    torch.maximum(tag_low[component, ws[sl]] - p, p - tag_high[component, ws[sl]]),
+                    torch.maximum(tag_low[component].index_select(0, ws[sl]) - p,
+                                  p - tag_high[component].index_select(0, ws[sl])),
                     min=0.0,
                 )
                 gap2 = gap * gap if gap2 is None else gap2 + gap * gap
             assert gap2 is not None
             rounded = torch.round(torch.sqrt(gap2))
-            upper = tile_max[wj[sl]] - rounded
+            upper = tile_max.index_select(0, wj[sl]) - rounded
             upper_all[sl] = upper.reshape(upper.shape[0], -1)
             gap_all[sl] = rounded.reshape(rounded.shape[0], -1)
         upper_all = torch.nan_to_num(upper_all, nan=-torch.inf)
@@ -1022,16 +1038,16 @@ def refine_people(
         cols = torch.clamp((best_tiles % tiles_x)[..., None] * _TILE + inner, max=width - 1)
         tile_pix = (rows[..., :, None] * width + cols[..., None, :]).reshape(len(wide_ids), -1)
         tile_tags = sampler(wj[:, None].expand_as(tile_pix), tile_pix).permute(2, 0, 1)
-        tile_det = det.reshape(-1).take(wj[:, None] * num_pixels + tile_pix)
+        tile_det = _pick(det.reshape(-1), wj[:, None] * num_pixels + tile_pix)
         tile_scores = torch.nan_to_num(
             _refine_scores(tile_det, tile_tags, wprev).amax(dim=1), nan=-torch.inf
         )
-        wide_lower = torch.maximum(lower[wide_ids], tile_scores)
+        wide_lower = torch.maximum(_pick(lower, wide_ids), tile_scores)
         lower[wide_ids] = wide_lower
         e_row, e_tile = torch.nonzero(upper_all >= wide_lower[:, None], as_tuple=True)
-        entry_pairs.append(wide_ids[e_row])
+        entry_pairs.append(_pick(wide_ids, e_row))
         entry_tiles.append(e_tile)
-        entry_gaps.append(gap_all[e_row, e_tile])
+        entry_gaps.append(_pick(gap_all.reshape(-1), e_row * num_tiles + e_tile))
 
     pair_ids, tile_ids = torch.cat(entry_pairs), torch.cat(entry_tiles)
     tile_gaps = torch.cat(entry_gaps)

@@ -433,15 +433,33 @@ def _top_k_local_maxima_above(
     dev = heatmaps.device
     side = _TILE + 2 * radius
     offsets = torch.arange(side, device=dev) - radius
-    rows = ty[:, None] * _TILE + offsets  # map coordinates of the patch rows (may be outside)
-    cols = tx[:, None] * _TILE + offsets
-    inside_y, inside_x = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
-    inside = inside_y[:, :, None] & inside_x[:, None, :]
-    rows, cols = rows.clamp(0, height - 1), cols.clamp(0, width - 1)
-    index = (joint[:, None, None] * height + rows[:, :, None]) * width + cols[:, None, :]
-    # Gather the (tile + halo) patches straight from the maps (no padded copy of the maps);
-    # pixels outside the map read as -inf, as max-pool padding does.
-    patches = heatmaps.reshape(-1).take(index).masked_fill_(~inside, -torch.inf)  # (A, s, s)
+    flat = heatmaps.reshape(-1)
+    # Gather the (tile + halo) patches straight from the maps (no padded copy of the maps).
+    # Tiles whose halo stays inside the map: one fixed (s, s) offset pattern added to each
+    # tile's corner offset. Tiles at the border: clamped coordinates, and the pixels outside the
+    # map read as -inf, as max-pool padding does.
+    border = (ty * _TILE < radius) | (ty * _TILE + _TILE + radius > height)
+    border |= (tx * _TILE < radius) | (tx * _TILE + _TILE + radius > width)
+    corner = (joint * height + ty * _TILE) * width + tx * _TILE
+    if height >= side and width >= side:
+        # border tiles read a valid dummy patch here (the one around pixel (radius, radius) of
+        # map 0) and are gathered again below
+        corner = torch.where(border, radius * width + radius, corner)
+        pattern = offsets[:, None] * width + offsets[None, :]
+        patches = _pick(flat, corner[:, None, None] + pattern)  # (A, s, s)
+    else:  # maps smaller than a patch: every tile is a border tile
+        border = torch.ones_like(border)
+        patches = flat.new_empty((joint.numel(), side, side))
+    edge = torch.nonzero(border).flatten()
+    if edge.numel():
+        rows = _pick(ty, edge)[:, None] * _TILE + offsets  # map rows of the patch (may be out)
+        cols = _pick(tx, edge)[:, None] * _TILE + offsets
+        inside_y, inside_x = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
+        inside = inside_y[:, :, None] & inside_x[:, None, :]
+        rows, cols = rows.clamp(0, height - 1), cols.clamp(0, width - 1)
+        index = (_pick(joint, edge)[:, None, None] * height + rows[:, :, None]) * width
+        index = index + cols[:, None, :]
+        patches[edge] = _pick(flat, index).masked_fill_(~inside, -torch.inf)
     # the windows of the inner pixels lie inside the patch: no padding needed
     pooled = inner_window_max(inner_window_max(patches, nms_kernel, -1), nms_kernel, -2)
     inner = slice(radius, radius + _TILE)

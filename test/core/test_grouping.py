@@ -232,7 +232,7 @@ def test_oks_nms_drops_duplicates() -> None:
     assert keep.tolist() == [0, 2]
 
 
-@pytest.mark.parametrize("size_hw", [(37, 53), (64, 80)])
+@pytest.mark.parametrize("size_hw", [(9, 11), (37, 53), (64, 80)])
 def test_tiled_local_maxima_equal_dense_nms(size_hw: tuple[int, int]) -> None:
     from pose_core.grouping.nms import local_maxima
     from pose_core.grouping.tag_grouping import _top_k_local_maxima_above, _top_k_of_mask
@@ -249,6 +249,22 @@ def test_tiled_local_maxima_equal_dense_nms(size_hw: tuple[int, int]) -> None:
         dense = _top_k_of_mask(maps, local_maxima(maps, 5) & (maps > above), 30)
         tiled = _top_k_local_maxima_above(maps, above, 30, 5)
         assert torch.equal(dense[0], tiled[0]) and torch.equal(dense[1], tiled[1])
+
+
+def test_resized_tags_read_pixel_major_memory_like_contiguous_maps() -> None:
+    # merge_stage_outputs hands the parser channels of a channels-last upsampling output
+    gen = torch.Generator().manual_seed(6)
+    low = torch.randn(2, 17, 24, 36, generator=gen)
+    pixel_major = low.permute(2, 3, 0, 1).contiguous().permute(2, 3, 0, 1)
+    assert pixel_major.stride()[:2] == (17, 1) and torch.equal(pixel_major, low)
+    a, b = ResizedTags(low, (48, 72)), ResizedTags(pixel_major, (48, 72))
+    joints = torch.randint(0, 17, (500,), generator=gen)
+    pixels = torch.randint(0, 48 * 72, (500,), generator=gen)
+    assert torch.equal(a(joints, pixels), b(joints, pixels))
+    for subset in (None, torch.tensor([3]), torch.arange(17)):
+        for bound_a, bound_b in zip(a.tile_bounds(8, subset), b.tile_bounds(8, subset)):
+            assert torch.equal(bound_a, bound_b)
+    assert torch.equal(a.dense(4), b.dense(4))
 
 
 def test_resized_tag_bounds_of_a_joint_subset_hold() -> None:

@@ -281,3 +281,12 @@ def test_resized_tag_bounds_of_a_joint_subset_hold() -> None:
         assert lower.shape == upper.shape == (2, len(joints)) + tuple(pooled_max.shape[2:])
         assert bool((upper >= pooled_max[:, index]).all())
         assert bool((lower <= pooled_min[:, index]).all())
+
+
+@pytest.mark.parametrize("tile", [1, 2, 4, 8])
+def test_tile_max_equals_max_pool(tile: int) -> None:
+    from pose_core.grouping.tag_grouping import _tile_max
+
+    maps = torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(9))  # ragged edges
+    expected = torch.nn.functional.max_pool2d(maps[None], tile, stride=tile, ceil_mode=True)[0]
+    assert torch.equal(_tile_max(maps, tile), expected)

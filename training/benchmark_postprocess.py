@@ -10,9 +10,9 @@ back-projection to image pixels.
 - loop reference: the official structure: every heatmap and tag map projected in full,
   `reference_parse` (per-person adjust and full-map refine loops over all joints, numpy, as the
   official `HeatmapParser.refine`), per-person back-projection.
-- the process allocator keeps freed memory (`retain_freed_memory`, as `TorchBackend` sets it
-  up on the CPU; `--default-allocator` leaves glibc's defaults, under which every image
-  page-faults its buffers in again).
+- `--retain-freed-memory`: the process keeps freed memory (`retain_freed_memory`; by default
+  glibc's allocator settings, under which the batched path page-faults its large buffers in
+  again on many calls).
 - all timed functions run interleaved (round-robin, one call each per round), so they see
   the same load; medians are reported. `--schedule phased` times each path's repeats back to
   back instead (for an idle machine: no allocator interference between the paths).
@@ -220,20 +220,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--schedule", choices=("interleaved", "phased"), default="interleaved",
                         help="interleaved: round-robin (fair under a drifting load); phased: "
                         "each path's repeats back to back (idle machine)")
-    parser.add_argument("--default-allocator", action="store_true",
-                        help="leave glibc's allocator alone (by default the process keeps freed "
-                        "memory, as TorchBackend sets it up on the CPU)")
+    parser.add_argument("--retain-freed-memory", action="store_true",
+                        help="call pose_core.inference.allocator.retain_freed_memory() first "
+                        "(freed memory stays in the process heap; both paths share it)")
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    # The process allocator as the estimator runs on this device (TorchBackend on the CPU);
-    # both paths share it (same process).
-    retained = (
-        retain_freed_memory() if device.type == "cpu" and not args.default_allocator else False
-    )
+    # opt-in process allocator setting; both paths share it (same process)
+    retained = retain_freed_memory() if args.retain_freed_memory else False
     params = GroupingParams()
     rows = []
     for num_people in args.people:

@@ -1,19 +1,21 @@
-"""Process allocator setting for CPU inference: keep freed memory for reuse.
+"""Opt-in process allocator setting for CPU batch runs: keep freed memory for reuse.
 
 The bottom-up path allocates and frees tens of megabytes per image (a 512 x 768 image's 17
 projected heatmaps alone are 27 MB). glibc's malloc serves blocks above its mmap threshold
 (128 KiB, raised dynamically up to 32 MiB) with fresh `mmap`s and hands freed heap tops back to
-the kernel above its trim threshold, so each image page-faults its buffers in again: about
-13,000 minor faults and ~30 ms per image on this 2-vCPU machine (10-person benchmark scene,
-1 torch thread: 100-109 ms median against 76-79 ms with the setting below;
-docs/benchmark_postprocess.md). Raising both thresholds keeps the freed memory in the process
-heap for the next image, which is what PyTorch's CPU tuning guide gets from jemalloc or
-tcmalloc. The price is that the process keeps its peak heap instead of returning it.
+the kernel above its trim threshold, so an image can page-fault its buffers in again: about
+13,000 minor faults per call of the post-network path on the 10-person benchmark scene.
+Raising both thresholds keeps the freed memory in the process heap, which is what PyTorch's CPU
+tuning guide gets from jemalloc or tcmalloc; the price is that the process keeps its peak heap.
 
-It is a process-wide setting, so it is explicit: `TorchBackend` applies it when it runs on the
-CPU (as it flushes denormals), and `TorchBackend(..., retain_freed_memory=False)` leaves the
-allocator alone. Environment equivalent: `MALLOC_MMAP_THRESHOLD_=268435456
-MALLOC_TRIM_THRESHOLD_=1073741824`.
+Measured on this 2-vCPU machine (docs/benchmark_postprocess.md): the post-network path called
+back to back went from 100-109 ms to 76-79 ms median (1 thread, 0 faults per call after the
+setting). Interleaved with other work (the benchmark's loop reference) and in the ROS node
+(256-pixel lite model, camera in the same process) no gain could be shown: the node's frame
+rate was lower with the setting in three back-to-back pairs of 20-s runs (3.9 / 5.2 / 2.75 fps
+against 5.0 / 6.1 / 3.5), within this machine's run-to-run spread. So nothing in the library
+calls it: a process that runs many large images back to back (offline evaluation) can.
+Environment equivalent: `MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=1073741824`.
 """
 
 from __future__ import annotations

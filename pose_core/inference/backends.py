@@ -13,8 +13,6 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from pose_core.inference import allocator
-
 __all__ = ["InferenceBackend", "TorchBackend"]
 
 
@@ -36,13 +34,10 @@ class TorchBackend:
         channels_last: NHWC memory layout for the convolutions (None = on the CPU, where oneDNN
             runs HRNet about 20% faster that way: 0.51 s against 0.62-0.69 s median for
             W32-512, `training/benchmark_forward.py --channels-last`). Outputs are contiguous.
-        retain_freed_memory: on the CPU, keep freed memory in the process heap for the next
-            image (`pose_core.inference.allocator`; process-wide, ~30 ms per 512 x 768 image
-            of page faults saved here). False leaves the allocator alone.
     """
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu", fp16: bool = False,
-                 channels_last: bool | None = None, retain_freed_memory: bool = True):
+                 channels_last: bool | None = None):
         self.device = torch.device(device)
         if fp16 and self.device.type != "cuda":
             raise ValueError("fp16 inference needs a CUDA device")
@@ -55,8 +50,6 @@ class TorchBackend:
             # x86 CPUs process 10-100x slower (a random-weight lite model stalled for seconds);
             # flushing them to zero changes nothing a heatmap can show. Process-wide setting.
             torch.set_flush_denormal(True)
-            if retain_freed_memory:
-                allocator.retain_freed_memory()
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -19,8 +19,8 @@ the parser needs it. Bilinear upsampling is linear and commutes with the mirror 
 the flip-back and the normal + flipped sum are done at each output's own resolution before any
 upsampling: one 1/4 -> 1/2 upsampling of J heatmap channels, one of both tag passes (in
 channels-last memory, the faster kernel) and one projection of J channels to base size, instead
-of one per pass and output. Results agree
-with the official order to float rounding (~1e-7; checked against the official fixtures).
+of one per pass and output. Results agree with the official order to float rounding (~1e-7;
+checked against the official fixtures).
 """
 
 from __future__ import annotations

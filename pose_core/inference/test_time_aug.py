@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from pose_core.grouping.tag_grouping import ResizedTags
 
-__all__ = ["ScaleMaps", "merge_stage_outputs", "aggregate_scales"]
+__all__ = ["ScaleMaps", "merge_stage_outputs", "aggregate_scales", "upsample_bilinear"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,44 @@ class ScaleMaps:
     scale_factor: float
     heatmaps: torch.Tensor
     tags: torch.Tensor
+
+
+def upsample_bilinear(maps: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
+    """Bilinear resize of (N, C, h, w) maps to `size_hw`, align_corners=False (torch's rule).
+
+    An exact 2x resize (the 1/4 -> 1/2 and 1/2 -> input steps of HigherHRNet) runs separably:
+    along each axis every output is a lerp of two neighbours with weight 1/4 or 3/4 (the first
+    and last output repeat the edge input, as the clamped source index gives), written into the
+    even and odd output columns, then rows. On this CPU that is 6-7 ms against 11-21 ms for
+    `F.interpolate` (17 maps of 256 x 384 -> 512 x 768, 1 thread; 3.6-4.0 vs 9.8-12 ms with 2
+    threads). The values differ from `F.interpolate`'s by rounding only: lerp rounds
+    a + w (b - a) where the kernel rounds w0 a + w1 b (~15 % of the pixels differ, by a few ulp
+    of the maps' magnitude). Any other size goes to `F.interpolate`.
+    """
+    height, width = int(size_hw[0]), int(size_hw[1])
+    if (height, width) != (2 * maps.shape[-2], 2 * maps.shape[-1]):
+        return F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
+    return _double_along(_double_along(maps, -1), -2)
+
+
+def _double_along(maps: torch.Tensor, dim: int) -> torch.Tensor:
+    """2x linear upsampling along `dim` (-1 or -2), align_corners=False: output 2i is
+    lerp(x[i - 1], x[i], 3/4), output 2i + 1 is lerp(x[i], x[i + 1], 1/4), edges clamped."""
+    size = maps.shape[dim]
+    shape = list(maps.shape)
+    shape[dim] = 2 * size
+    out = maps.new_empty(shape)
+    parity = [slice(None)] * out.ndim
+    parity[dim] = slice(0, None, 2)
+    even = out[tuple(parity)]
+    parity[dim] = slice(1, None, 2)
+    odd = out[tuple(parity)]
+    low, high = maps.narrow(dim, 0, size - 1), maps.narrow(dim, 1, size - 1)
+    torch.lerp(low, high, 0.75, out=even.narrow(dim, 1, size - 1))
+    torch.lerp(low, high, 0.25, out=odd.narrow(dim, 0, size - 1))
+    even.narrow(dim, 0, 1).copy_(maps.narrow(dim, 0, 1))
+    odd.narrow(dim, size - 1, 1).copy_(maps.narrow(dim, size - 1, 1))
+    return out
 
 
 def merge_stage_outputs(
@@ -84,14 +122,15 @@ def merge_stage_outputs(
             return maps
         if channels_last:
             maps = maps.contiguous(memory_format=torch.channels_last)
-        return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+            return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+        return upsample_bilinear(maps, size)
 
     # Tags: channels J: 2J of output 0 (normal, then the flipped pass mirrored back), upsampled
     # in channels-last memory: that kernel is ~2.4x faster here than the (N, C, h, w) one for
     # these maps (34 channels 1/4 -> 1/2: 2.4 vs 5.7 ms, 1 thread), the parser reads any layout
     # through strides, and its tile bounds run over contiguous channel vectors. The values
     # differ from the (N, C, h, w) kernel's by at most 1 ulp; tags only enter rounded
-    # distances and thresholds. The heatmaps keep the (N, C, h, w) kernel.
+    # distances and thresholds. The heatmaps are upsampled by `upsample_bilinear`.
     tag_passes = [outputs[0][:, j : 2 * j]]
     if flip_outputs is not None:
         tag_passes.append(flip_back(flip_outputs[0][:, j : 2 * j]))
@@ -138,12 +177,7 @@ def aggregate_scales(
     ordered = sorted(scale_maps, key=lambda m: m.scale_factor, reverse=True)
     total: torch.Tensor | None = None
     for maps in ordered:
-        projected = F.interpolate(
-            maps.heatmaps[index : index + 1].float(),
-            size=(height, width),
-            mode="bilinear",
-            align_corners=False,
-        )[0]
+        projected = upsample_bilinear(maps.heatmaps[index : index + 1].float(), (height, width))[0]
         total = projected if total is None else total + projected
     assert total is not None
     final = total if len(ordered) == 1 else total / float(len(ordered))

@@ -19,7 +19,11 @@ from pose_core.geometry import (
 from pose_core.grouping import GroupingParams, parse_bottom_up
 from pose_core.grouping.reference_parser import reference_parse
 from pose_core.inference.preprocess import bottom_up_input
-from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs
+from pose_core.inference.test_time_aug import (
+    aggregate_scales,
+    merge_stage_outputs,
+    upsample_bilinear,
+)
 from pose_core.keypoint_specs import COCO_17
 from pose_core.models import IMAGENET_MEAN, IMAGENET_STD
 
@@ -137,3 +141,18 @@ def test_multi_scale_needs_scale_one() -> None:
                                 COCO_17.flip_index, s) for s in (0.5, 2.0)]
     with pytest.raises(ValueError, match="1.0"):
         aggregate_scales(maps, (16, 16))
+
+
+@pytest.mark.parametrize("shape", [(1, 17, 64, 96), (2, 3, 1, 1), (1, 2, 1, 5), (1, 2, 7, 1)])
+def test_separable_2x_upsampling_equals_torch_bilinear_to_rounding(shape) -> None:
+    maps = torch.rand(*shape, generator=torch.Generator().manual_seed(3)) * 4 - 1
+    size = (2 * shape[2], 2 * shape[3])
+    ours = upsample_bilinear(maps, size)
+    torch_ = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+    assert ours.shape == torch_.shape
+    # rounding differs per pass (lerp vs weighted sum): a few ulp of the maps' magnitude
+    ulp = torch.finfo(torch.float32).eps * float(maps.abs().max())
+    assert float((ours - torch_).abs().max()) <= 4 * ulp
+    # any other size is torch's own kernel
+    assert torch.equal(upsample_bilinear(maps, (3, 5)),
+                       F.interpolate(maps, size=(3, 5), mode="bilinear", align_corners=False))

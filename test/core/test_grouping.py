@@ -290,3 +290,22 @@ def test_tile_max_equals_max_pool(tile: int) -> None:
     maps = torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(9))  # ragged edges
     expected = torch.nn.functional.max_pool2d(maps[None], tile, stride=tile, ceil_mode=True)[0]
     assert torch.equal(_tile_max(maps, tile), expected)
+
+
+@pytest.mark.parametrize("half_stride", [1, 2, 3])
+def test_paired_window_equals_window_by_window(half_stride: int) -> None:
+    from pose_core.grouping.tag_grouping import _paired_window
+
+    stride, kernel = 2 * half_stride, 2 * half_stride + 2
+    gen = torch.Generator().manual_seed(half_stride)
+    for size in (1, 2, 5, 8, 17):
+        for count in range(1, size // stride + 3):
+            maps = torch.randn(3, size, 4, generator=gen)
+            for op, fill in ((torch.maximum, -torch.inf), (torch.minimum, torch.inf)):
+                expected = torch.full((3, count, 4), fill)
+                for t in range(count):  # rows t * stride - 1 .. t * stride + kernel - 2
+                    for row in range(t * stride - 1, t * stride - 1 + kernel):
+                        if 0 <= row < size:
+                            expected[:, t] = op(expected[:, t], maps[:, row])
+                got = _paired_window(maps, 1, half_stride, count, op, fill)
+                assert torch.equal(got, expected), (size, count)

@@ -65,7 +65,8 @@ def upsample_bilinear(maps: torch.Tensor, size_hw: Sequence[int]) -> torch.Tenso
     of the maps' magnitude). Any other size goes to `F.interpolate`.
     """
     height, width = int(size_hw[0]), int(size_hw[1])
-    if (height, width) != (2 * maps.shape[-2], 2 * maps.shape[-1]):
+    exact_2x = (height, width) == (2 * maps.shape[-2], 2 * maps.shape[-1])
+    if not exact_2x or maps.shape[-2] == 0 or maps.shape[-1] == 0:
         return F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
     return _double_along(_double_along(maps, -1), -2)
 

@@ -25,7 +25,11 @@ import numpy as np
 import torch
 
 from pose_core.codecs.refinement import dark_decode, dark_offsets_at, quarter_offset_decode
-from pose_core.geometry import back_project_centre_aligned, back_project_corner_aligned
+from pose_core.geometry import (
+    back_project_centre_aligned,
+    back_project_corner_aligned,
+    multi_scale_size,
+)
 from pose_core.grouping.nms import oks_nms
 from pose_core.grouping.tag_grouping import GroupingParams, TagSampler, parse_bottom_up
 from pose_core.inference.backends import InferenceBackend, TorchBackend
@@ -171,17 +175,36 @@ class PoseEstimator:
         return self._top_down(image_bgr, boxes)
 
     def predict_batch(
-        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray | None] | None = None,
+        batch_size: int = 8,
     ) -> list[Poses]:
-        """Poses for several images; `last_timings` holds the sums over the batch."""
-        totals = {"preprocess": 0.0, "network": 0.0, "grouping": 0.0}
-        results = []
-        for i, image in enumerate(images):
-            results.append(self(image, None if boxes is None else boxes[i]))
-            for key in totals:
-                totals[key] += self.last_timings[key]
-        self.last_timings = totals
-        return results
+        """Poses for several images, in order; `last_timings` holds the sums over the batch.
+
+        Bottom-up models run the network once per group of up to `batch_size` images whose
+        network inputs have the same size at every scale (e.g. frames of one camera), flip
+        test included (2 x the group in one forward); grouping runs per image. Top-down models
+        run image by image (each with its own boxes).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if boxes is not None and len(boxes) != len(images):
+            raise ValueError(f"{len(images)} images but {len(boxes)} box arrays")
+        for image in images:
+            check_image(image)
+        if self.info.family != "higherhrnet":
+            totals = {"preprocess": 0.0, "network": 0.0, "grouping": 0.0}
+            results = []
+            for i, image in enumerate(images):
+                results.append(self(image, None if boxes is None else boxes[i]))
+                for key in totals:
+                    totals[key] += self.last_timings[key]
+            self.last_timings = totals
+            return results
+        if boxes is not None and any(b is not None for b in boxes):
+            raise ValueError(f"{self.info.name} is bottom-up; boxes are for top-down models")
+        return self._bottom_up_batch(list(images), batch_size)
 
     # ----------------------------------------------------------------------------------------
     def _run(self, batch: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
@@ -195,6 +218,49 @@ class PoseEstimator:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _bottom_up_batch(self, images: list[np.ndarray], batch_size: int) -> list[Poses]:
+        t0 = time.perf_counter()
+        min_scale = min(self.scales)
+        size = self.input_wh[0]
+        prepared = []  # per image: (passes largest scale first, base size)
+        for image_bgr in images:
+            image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+            passes = [
+                bottom_up_input(image_rgb, size, s, min_scale, self.info.mean, self.info.std)
+                for s in sorted(self.scales, reverse=True)
+            ]
+            base = multi_scale_size(image_rgb.shape[1::-1], size, 1.0, min_scale)[0]
+            prepared.append((passes, base))
+        preprocess = time.perf_counter() - t0
+        groups: dict[tuple, list[int]] = {}
+        for i, (passes, _) in enumerate(prepared):
+            groups.setdefault(tuple(tuple(p.tensor.shape) for p in passes), []).append(i)
+        results: list[Poses | None] = [None] * len(images)
+        network = grouping = 0.0
+        for members in groups.values():
+            for start in range(0, len(members), batch_size):
+                chunk = members[start : start + batch_size]
+                tn = time.perf_counter()
+                maps = []
+                for s in range(len(self.scales)):
+                    batch = torch.cat([prepared[i][0][s].tensor for i in chunk])
+                    outputs, flipped = self._run(batch)
+                    maps.append(merge_stage_outputs(
+                        outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
+                        prepared[chunk[0]][0][s].scale_factor,
+                    ))
+                self._sync()
+                tg = time.perf_counter()
+                network += tg - tn
+                for index, i in enumerate(chunk):
+                    passes, base = prepared[i]
+                    results[i] = self.decode_bottom_up(
+                        maps, base, passes[-1].center, passes[-1].scale, index=index
+                    )
+                grouping += time.perf_counter() - tg
+        self.last_timings = {"preprocess": preprocess, "network": network, "grouping": grouping}
+        return [poses for poses in results if poses is not None]
+
     def _bottom_up(self, image_bgr: np.ndarray) -> Poses:
         t0 = time.perf_counter()
         image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
@@ -204,7 +270,8 @@ class PoseEstimator:
             bottom_up_input(image_rgb, size, s, min_scale, self.info.mean, self.info.std)
             for s in sorted(self.scales, reverse=True)
         ]
-        base = bottom_up_input(image_rgb, size, 1.0, min_scale, self.info.mean, self.info.std)
+        # the scale-1.0 input size (the projection target), without warping that input again
+        base_size_wh = multi_scale_size(image_rgb.shape[1::-1], size, 1.0, min_scale)[0]
         t1 = time.perf_counter()
         maps = []
         network = 0.0
@@ -220,7 +287,7 @@ class PoseEstimator:
                 )
             )
         t2 = time.perf_counter()
-        poses = self.decode_bottom_up(maps, base.size_wh, passes[-1].center, passes[-1].scale)
+        poses = self.decode_bottom_up(maps, base_size_wh, passes[-1].center, passes[-1].scale)
         t3 = time.perf_counter()
         self.last_timings = {
             "preprocess": t1 - t0,
@@ -249,8 +316,8 @@ class PoseEstimator:
                 outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
                 p.scale_factor,
             ))
-        base = bottom_up_input(image_rgb, size, 1.0, min_scale, self.info.mean, self.info.std)
-        return aggregate_scales(maps, base.size_wh)
+        base_size_wh = multi_scale_size(image_rgb.shape[1::-1], size, 1.0, min_scale)[0]
+        return aggregate_scales(maps, base_size_wh)
 
     def decode_bottom_up(
         self,
@@ -258,9 +325,11 @@ class PoseEstimator:
         base_size_wh: tuple[int, int],
         center: Sequence[float],
         scale: Sequence[float],
+        index: int = 0,
     ) -> Poses:
-        """Aggregated maps -> grouping -> image pixels (used by the tests and the benchmark)."""
-        heatmaps, tags = aggregate_scales(maps, base_size_wh)
+        """Aggregated maps -> grouping -> image pixels (used by the tests and the benchmark);
+        `index` picks the image within batched maps."""
+        heatmaps, tags = aggregate_scales(maps, base_size_wh, index)
         if not bool(torch.isfinite(heatmaps).all()):
             raise ValueError("the network produced NaN or infinite heatmaps")
         result = parse_bottom_up(heatmaps, tags, self.grouping)

@@ -77,6 +77,47 @@ def test_bottom_up_smoke_and_batch() -> None:
     assert drawn.shape == images[0].shape and drawn is not images[0]
 
 
+def test_batch_runs_one_forward_per_same_size_group_and_equals_single_calls() -> None:
+    from pose_core.default_model import DEFAULT_MODEL
+
+    class CountingBackend:
+        """The real torch backend, counting its forward calls and their batch sizes."""
+
+        def __init__(self, inner: TorchBackend) -> None:
+            self.inner, self.device, self.batches = inner, inner.device, []
+
+        def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            self.batches.append(int(batch.shape[0]))
+            return self.inner(batch)
+
+    single = PoseEstimator(DEFAULT_MODEL, input_size=128)
+    backend = CountingBackend(single.backend)
+    batched = PoseEstimator(DEFAULT_MODEL, input_size=128, backend=backend)
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(3)]
+    images.insert(1, rng.integers(0, 255, (128, 80, 3), dtype=np.uint8))  # another input size
+    for image in images:  # bright blobs: something to detect
+        for _ in range(6):
+            y, x = rng.integers(8, image.shape[0] - 8), rng.integers(8, image.shape[1] - 8)
+            image[y - 4 : y + 4, x - 4 : x + 4] = 255
+    results = batched.predict_batch(images, batch_size=2)
+    # flip test: 2 x the group per forward; groups {0, 2, 3} (chunks of 2 and 1) and {1}
+    assert sorted(backend.batches) == [2, 2, 4]
+    assert set(batched.last_timings) == {"preprocess", "network", "grouping"}
+    for image, poses in zip(images, results):
+        expected = single(image)
+        assert poses.keypoints.shape == expected.keypoints.shape
+        np.testing.assert_allclose(poses.keypoints[..., :2], expected.keypoints[..., :2],
+                                   atol=1e-3)
+        np.testing.assert_allclose(poses.keypoints[..., 2], expected.keypoints[..., 2],
+                                   atol=1e-4)
+        np.testing.assert_allclose(poses.scores, expected.scores, atol=1e-5)
+    with pytest.raises(ValueError, match="batch_size"):
+        batched.predict_batch(images, batch_size=0)
+    with pytest.raises(ValueError, match="bottom-up"):
+        batched.predict_batch(images[:1], boxes=[np.zeros((1, 4))])
+
+
 def test_bottom_up_maps_are_what_the_grouping_sees(pipeline: dict[str, np.ndarray]) -> None:
     """`bottom_up_maps` gives the grouping input of `__call__`: grouping those maps gives the
     same people (same scores; keypoints differ only by the back-projection)."""

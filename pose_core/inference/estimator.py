@@ -218,19 +218,21 @@ class PoseEstimator:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _bottom_up_batch(self, images: list[np.ndarray], batch_size: int) -> list[Poses]:
-        t0 = time.perf_counter()
+    def _bottom_up_passes(self, image_bgr: np.ndarray) -> tuple[list[Any], tuple[int, int]]:
+        """The network inputs of every scale (largest first) and the scale-1.0 input size (the
+        projection target; computed, not warped: it is only a size)."""
+        image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         min_scale = min(self.scales)
         size = self.input_wh[0]
-        prepared = []  # per image: (passes largest scale first, base size)
-        for image_bgr in images:
-            image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-            passes = [
-                bottom_up_input(image_rgb, size, s, min_scale, self.info.mean, self.info.std)
-                for s in sorted(self.scales, reverse=True)
-            ]
-            base = multi_scale_size(image_rgb.shape[1::-1], size, 1.0, min_scale)[0]
-            prepared.append((passes, base))
+        passes = [
+            bottom_up_input(image_rgb, size, s, min_scale, self.info.mean, self.info.std)
+            for s in sorted(self.scales, reverse=True)
+        ]
+        return passes, multi_scale_size(image_rgb.shape[1::-1], size, 1.0, min_scale)[0]
+
+    def _bottom_up_batch(self, images: list[np.ndarray], batch_size: int) -> list[Poses]:
+        t0 = time.perf_counter()
+        prepared = [self._bottom_up_passes(image_bgr) for image_bgr in images]
         preprocess = time.perf_counter() - t0
         groups: dict[tuple, list[int]] = {}
         for i, (passes, _) in enumerate(prepared):
@@ -263,15 +265,7 @@ class PoseEstimator:
 
     def _bottom_up(self, image_bgr: np.ndarray) -> Poses:
         t0 = time.perf_counter()
-        image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-        min_scale = min(self.scales)
-        size = self.input_wh[0]
-        passes = [
-            bottom_up_input(image_rgb, size, s, min_scale, self.info.mean, self.info.std)
-            for s in sorted(self.scales, reverse=True)
-        ]
-        # the scale-1.0 input size (the projection target), without warping that input again
-        base_size_wh = multi_scale_size(image_rgb.shape[1::-1], size, 1.0, min_scale)[0]
+        passes, base_size_wh = self._bottom_up_passes(image_bgr)
         t1 = time.perf_counter()
         maps = []
         network = 0.0
@@ -305,18 +299,14 @@ class PoseEstimator:
         check_image(image_bgr)
         if self.info.family != "higherhrnet":
             raise ValueError(f"{self.info.name} is top-down: it has no bottom-up maps")
-        image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-        min_scale = min(self.scales)
-        size = self.input_wh[0]
+        passes, base_size_wh = self._bottom_up_passes(image_bgr)
         maps = []
-        for scale in sorted(self.scales, reverse=True):
-            p = bottom_up_input(image_rgb, size, scale, min_scale, self.info.mean, self.info.std)
+        for p in passes:
             outputs, flipped = self._run(p.tensor)
             maps.append(merge_stage_outputs(
                 outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
                 p.scale_factor,
             ))
-        base_size_wh = multi_scale_size(image_rgb.shape[1::-1], size, 1.0, min_scale)[0]
         return aggregate_scales(maps, base_size_wh)
 
     def decode_bottom_up(

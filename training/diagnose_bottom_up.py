@@ -37,10 +37,9 @@ import numpy as np
 import torch
 
 from pose_core.evaluation.coco_evaluator import KeypointEvaluator
-from pose_core.geometry import back_project_centre_aligned
+from pose_core.geometry import back_project_centre_aligned, multi_scale_size
 from pose_core.grouping.tag_grouping import adjust_positions, parse_bottom_up
 from pose_core.inference import PoseEstimator
-from pose_core.inference.preprocess import bottom_up_input
 from pose_core.structures import Poses
 
 WINDOW = 8
@@ -103,8 +102,10 @@ def diagnose(
                           for a in range(len(means)) for b in range(a + 1, len(means)))
         # the model's people from the same maps (what `estimator(image)` groups, without a
         # second network pass) and the heatmaps read at the GT people, both in image pixels
-        base = bottom_up_input(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), estimator.input_wh[0],
-                               1.0, min(estimator.scales), estimator.info.mean, estimator.info.std)
+        # scale-1.0 input size, centre and scale (what the warp would use; no second warp)
+        base_wh, base_center, base_scale = multi_scale_size(
+            image.shape[1::-1], estimator.input_wh[0], 1.0, min(estimator.scales)
+        )
         model = parse_bottom_up(heatmaps, tags, estimator.grouping)
         for evaluator, people_hm, scores in (
             (model_eval, model.grouped[:, :, :3], model.scores),
@@ -113,8 +114,7 @@ def diagnose(
             points = people_hm.astype(np.float64)
             if len(points):
                 points[:, :, :2] = back_project_centre_aligned(
-                    points[:, :, :2], np.asarray(base.center), np.asarray(base.scale),
-                    base.size_wh,
+                    points[:, :, :2], np.asarray(base_center), np.asarray(base_scale), base_wh
                 )
             evaluator.process([entry["id"]], [Poses(points.astype(np.float32), scores)])
     spread_a, separation_a, errors_a = map(np.asarray, (spread, separation, errors))

@@ -34,7 +34,7 @@ from pose_core.grouping.nms import oks_nms
 from pose_core.grouping.tag_grouping import GroupingParams, TagSampler, parse_bottom_up
 from pose_core.inference.backends import InferenceBackend, TorchBackend
 from pose_core.inference.preprocess import bottom_up_input, check_image, top_down_inputs
-from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs
+from pose_core.inference.test_time_aug import ScaleMaps, aggregate_scales, merge_stage_outputs
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
 
@@ -230,6 +230,23 @@ class PoseEstimator:
         ]
         return passes, multi_scale_size(image_rgb.shape[1::-1], size, 1.0, min_scale)[0]
 
+    def _scale_maps(
+        self, inputs: Sequence[torch.Tensor], scale_factors: Sequence[float]
+    ) -> tuple[list[ScaleMaps], float]:
+        """Network (flip test as configured) and flip/stage merge of each scale pass's input
+        batch; returns the maps and the network's own time (the merge counts as grouping)."""
+        maps, network = [], 0.0
+        for batch, scale_factor in zip(inputs, scale_factors):
+            start = time.perf_counter()
+            outputs, flipped = self._run(batch)
+            self._sync()
+            network += time.perf_counter() - start
+            maps.append(merge_stage_outputs(
+                outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
+                scale_factor,
+            ))
+        return maps, network
+
     def _bottom_up_batch(self, images: list[np.ndarray], batch_size: int) -> list[Poses]:
         t0 = time.perf_counter()
         prepared = [self._bottom_up_passes(image_bgr) for image_bgr in images]
@@ -242,24 +259,20 @@ class PoseEstimator:
         for members in groups.values():
             for start in range(0, len(members), batch_size):
                 chunk = members[start : start + batch_size]
-                tn = time.perf_counter()
-                maps = []
-                for s in range(len(self.scales)):
-                    batch = torch.cat([prepared[i][0][s].tensor for i in chunk])
-                    outputs, flipped = self._run(batch)
-                    maps.append(merge_stage_outputs(
-                        outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
-                        prepared[chunk[0]][0][s].scale_factor,
-                    ))
-                self._sync()
-                tg = time.perf_counter()
-                network += tg - tn
+                started = time.perf_counter()
+                first_passes = prepared[chunk[0]][0]
+                maps, chunk_network = self._scale_maps(
+                    [torch.cat([prepared[i][0][s].tensor for i in chunk])
+                     for s in range(len(first_passes))],
+                    [p.scale_factor for p in first_passes],
+                )
                 for index, i in enumerate(chunk):
                     passes, base = prepared[i]
                     results[i] = self.decode_bottom_up(
                         maps, base, passes[-1].center, passes[-1].scale, index=index
                     )
-                grouping += time.perf_counter() - tg
+                network += chunk_network
+                grouping += time.perf_counter() - started - chunk_network
         self.last_timings = {"preprocess": preprocess, "network": network, "grouping": grouping}
         return [poses for poses in results if poses is not None]
 
@@ -267,26 +280,15 @@ class PoseEstimator:
         t0 = time.perf_counter()
         passes, base_size_wh = self._bottom_up_passes(image_bgr)
         t1 = time.perf_counter()
-        maps = []
-        network = 0.0
-        for p in passes:
-            tn = time.perf_counter()
-            outputs, flipped = self._run(p.tensor)
-            self._sync()
-            network += time.perf_counter() - tn
-            maps.append(
-                merge_stage_outputs(
-                    outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
-                    p.scale_factor,
-                )
-            )
-        t2 = time.perf_counter()
+        maps, network = self._scale_maps(
+            [p.tensor for p in passes], [p.scale_factor for p in passes]
+        )
         poses = self.decode_bottom_up(maps, base_size_wh, passes[-1].center, passes[-1].scale)
-        t3 = time.perf_counter()
+        t2 = time.perf_counter()
         self.last_timings = {
             "preprocess": t1 - t0,
             "network": network,
-            "grouping": (t3 - t2) + (t2 - t1 - network),
+            "grouping": t2 - t1 - network,
         }
         return poses
 
@@ -300,13 +302,7 @@ class PoseEstimator:
         if self.info.family != "higherhrnet":
             raise ValueError(f"{self.info.name} is top-down: it has no bottom-up maps")
         passes, base_size_wh = self._bottom_up_passes(image_bgr)
-        maps = []
-        for p in passes:
-            outputs, flipped = self._run(p.tensor)
-            maps.append(merge_stage_outputs(
-                outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
-                p.scale_factor,
-            ))
+        maps, _ = self._scale_maps([p.tensor for p in passes], [p.scale_factor for p in passes])
         return aggregate_scales(maps, base_size_wh)
 
     def decode_bottom_up(

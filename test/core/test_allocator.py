@@ -11,7 +11,9 @@ import pytest
 from pose_core.inference.allocator import retain_freed_memory
 
 # Allocates, touches and frees a 48 MB tensor (above glibc's largest dynamic mmap threshold,
-# 32 MiB) 12 times and reports the minor page faults of each round.
+# 32 MiB) 24 times and reports the minor page faults of each round. With the setting, the
+# first rounds grow the heap (2-4 rounds here, 6 or more once in a fresh-clone CI run), then
+# the same memory serves every round.
 _PROBE = """
 import json, resource, sys, torch
 from pose_core.inference.allocator import retain_freed_memory
@@ -19,7 +21,7 @@ applied = retain_freed_memory() if sys.argv[1] == "retain" else None
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 rounds = []
-for _ in range(12):
+for _ in range(24):
     start = faults()
     torch.ones(12 << 20)
     rounds.append(faults() - start)
@@ -44,7 +46,7 @@ def test_freed_buffers_are_reused_instead_of_faulted_in_again():
     assert min(default["faults"]) > 5000
     # retained: the first rounds grow the heap, then the same memory serves every round
     assert sorted(retained["faults"])[len(retained["faults"]) // 2] < 100
-    assert retained["faults"][-1] < 100
+    assert max(retained["faults"][-8:]) < 100
 
 
 def test_rejects_thresholds_out_of_range():

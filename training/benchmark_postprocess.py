@@ -6,7 +6,8 @@ aggregation, projection to the input size, NMS + top-k, tag matching, adjust, re
 back-projection to image pixels.
 
 - batched: `merge_stage_outputs` + `aggregate_scales` (lazy tag projection) +
-  `parse_bottom_up` + `back_project_centre_aligned`.
+  `parse_bottom_up` + `back_project_centre_aligned`, the maps in one `BufferPool` reused
+  from call to call as `PoseEstimator` does (`--fresh-buffers`: allocated anew every call).
 - loop reference: the official structure: every heatmap and tag map projected in full,
   `reference_parse` (per-person adjust and full-map refine loops over all joints, numpy, as the
   official `HeatmapParser.refine`), per-person back-projection.
@@ -49,6 +50,7 @@ from pose_core.grouping import GroupingParams, parse_bottom_up
 from pose_core.grouping.reference_parser import _refine_one, reference_parse
 from pose_core.grouping.tag_grouping import refine_people
 from pose_core.inference.allocator import retain_freed_memory
+from pose_core.inference.buffers import BufferPool
 from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs
 from pose_core.keypoint_specs import COCO_17
 
@@ -116,10 +118,16 @@ def synthetic_outputs(num_people: int, seed: int, device: torch.device) -> RawOu
     return RawOutputs(normal, flipped)
 
 
-def batched_path(raw: RawOutputs, params: GroupingParams) -> tuple[np.ndarray, np.ndarray]:
-    maps = merge_stage_outputs(raw.outputs, raw.flip_outputs, 17, COCO_17.flip_index)
-    heatmaps, tags = aggregate_scales([maps], INPUT_WH)
-    result = parse_bottom_up(heatmaps, tags, params)
+def batched_path(
+    raw: RawOutputs, params: GroupingParams, pool: BufferPool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    if pool is None:
+        pool = BufferPool()  # a fresh pool: every map allocated anew
+    with pool.frame():
+        maps = merge_stage_outputs(raw.outputs, raw.flip_outputs, 17, COCO_17.flip_index,
+                                   pool=pool)
+        heatmaps, tags = aggregate_scales([maps], INPUT_WH, pool=pool)
+        result = parse_bottom_up(heatmaps, tags, params)
     keypoints = result.grouped[:, :, :3].astype(np.float64)
     if len(keypoints):
         keypoints[:, :, :2] = back_project_centre_aligned(
@@ -223,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retain-freed-memory", action="store_true",
                         help="call pose_core.inference.allocator.retain_freed_memory() first "
                         "(freed memory stays in the process heap; both paths share it)")
+    parser.add_argument("--fresh-buffers", action="store_true",
+                        help="batched path without a BufferPool (its maps allocated anew "
+                        "every call; the estimator keeps a pool)")
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
@@ -235,9 +246,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for num_people in args.people:
         raw = synthetic_outputs(num_people, args.seed + num_people, device)
-        keypoints, scores = batched_path(raw, params)  # warm-up + result
+        # One pool for all batched calls, as `PoseEstimator` keeps one (None: fresh buffers)
+        pool = None if args.fresh_buffers else BufferPool()
+        keypoints, scores = batched_path(raw, params, pool)  # warm-up + result
         row = {"people": num_people, "found": int(len(keypoints))}
-        timed = {"batched": (lambda: batched_path(raw, params), args.repeats, device)}
+        timed = {"batched": (lambda: batched_path(raw, params, pool), args.repeats, device)}
         if not args.skip_reference:
             cpu_raw = RawOutputs(
                 [o.cpu() for o in raw.outputs], [o.cpu() for o in raw.flip_outputs]
@@ -302,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         "torch_threads": torch.get_num_threads(),
         "schedule": args.schedule,
         "retain_freed_memory": retained,
+        "buffer_pool": not args.fresh_buffers,
         "torch": torch.__version__,
         "rows": rows,
     }

@@ -13,6 +13,7 @@ output keypoints (P, J, 3) = x, y in original image pixels and the joint value.
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from pose_core.geometry import (
 from pose_core.grouping.nms import oks_nms
 from pose_core.grouping.tag_grouping import GroupingParams, TagSampler, parse_bottom_up
 from pose_core.inference.backends import InferenceBackend, TorchBackend
+from pose_core.inference.buffers import BufferPool
 from pose_core.inference.preprocess import bottom_up_input, check_image, top_down_inputs
 from pose_core.inference.test_time_aug import ScaleMaps, aggregate_scales, merge_stage_outputs
 from pose_core.keypoint_specs import KeypointSpec
@@ -121,6 +123,9 @@ class PoseEstimator:
             backend = TorchBackend(model, device, fp16)
         self.backend = backend
         self.device = backend.device
+        # The bottom-up path's large maps are reused from image to image (no page faults for
+        # them; see BufferPool); one pool per calling thread, so threads never share buffers.
+        self._pools = threading.local()
 
     # ----------------------------------------------------------------------------------------
     def _resolve_input_size(self, input_size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -214,6 +219,12 @@ class PoseEstimator:
             return [o[:n] for o in outputs], [o[n:] for o in outputs]
         return list(self.backend(batch)), None
 
+    def _pool(self) -> BufferPool:
+        pool = getattr(self._pools, "pool", None)
+        if pool is None:
+            pool = self._pools.pool = BufferPool()
+        return pool
+
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -231,10 +242,14 @@ class PoseEstimator:
         return passes, multi_scale_size(image_rgb.shape[1::-1], size, 1.0, min_scale)[0]
 
     def _scale_maps(
-        self, inputs: Sequence[torch.Tensor], scale_factors: Sequence[float]
+        self,
+        inputs: Sequence[torch.Tensor],
+        scale_factors: Sequence[float],
+        pool: BufferPool | None = None,
     ) -> tuple[list[ScaleMaps], float]:
         """Network (flip test as configured) and flip/stage merge of each scale pass's input
-        batch; returns the maps and the network's own time (the merge counts as grouping)."""
+        batch; returns the maps (from `pool` when given: valid in its open frame) and the
+        network's own time (the merge counts as grouping)."""
         maps, network = [], 0.0
         for batch, scale_factor in zip(inputs, scale_factors):
             start = time.perf_counter()
@@ -243,7 +258,7 @@ class PoseEstimator:
             network += time.perf_counter() - start
             maps.append(merge_stage_outputs(
                 outputs, flipped, self.info.num_joints, self.keypoint_spec.flip_index,
-                scale_factor,
+                scale_factor, pool,
             ))
         return maps, network
 
@@ -261,16 +276,19 @@ class PoseEstimator:
                 chunk = members[start : start + batch_size]
                 started = time.perf_counter()
                 first_passes = prepared[chunk[0]][0]
-                maps, chunk_network = self._scale_maps(
-                    [torch.cat([prepared[i][0][s].tensor for i in chunk])
-                     for s in range(len(first_passes))],
-                    [p.scale_factor for p in first_passes],
-                )
-                for index, i in enumerate(chunk):
-                    passes, base = prepared[i]
-                    results[i] = self.decode_bottom_up(
-                        maps, base, passes[-1].center, passes[-1].scale, index=index
+                pool = self._pool()
+                with pool.frame():
+                    maps, chunk_network = self._scale_maps(
+                        [torch.cat([prepared[i][0][s].tensor for i in chunk])
+                         for s in range(len(first_passes))],
+                        [p.scale_factor for p in first_passes],
+                        pool,
                     )
+                    for index, i in enumerate(chunk):
+                        passes, base = prepared[i]
+                        results[i] = self.decode_bottom_up(
+                            maps, base, passes[-1].center, passes[-1].scale, index=index
+                        )
                 network += chunk_network
                 grouping += time.perf_counter() - started - chunk_network
         self.last_timings = {"preprocess": preprocess, "network": network, "grouping": grouping}
@@ -280,10 +298,14 @@ class PoseEstimator:
         t0 = time.perf_counter()
         passes, base_size_wh = self._bottom_up_passes(image_bgr)
         t1 = time.perf_counter()
-        maps, network = self._scale_maps(
-            [p.tensor for p in passes], [p.scale_factor for p in passes]
-        )
-        poses = self.decode_bottom_up(maps, base_size_wh, passes[-1].center, passes[-1].scale)
+        pool = self._pool()
+        with pool.frame():
+            maps, network = self._scale_maps(
+                [p.tensor for p in passes], [p.scale_factor for p in passes], pool
+            )
+            poses = self.decode_bottom_up(
+                maps, base_size_wh, passes[-1].center, passes[-1].scale
+            )
         t2 = time.perf_counter()
         self.last_timings = {
             "preprocess": t1 - t0,
@@ -315,7 +337,20 @@ class PoseEstimator:
     ) -> Poses:
         """Aggregated maps -> grouping -> image pixels (used by the tests and the benchmark);
         `index` picks the image within batched maps."""
-        heatmaps, tags = aggregate_scales(maps, base_size_wh, index)
+        pool = self._pool()
+        with pool.frame():  # nothing from the pool leaves this call: Poses are numpy copies
+            return self._decode_bottom_up(maps, base_size_wh, center, scale, index, pool)
+
+    def _decode_bottom_up(
+        self,
+        maps: Sequence[Any],
+        base_size_wh: tuple[int, int],
+        center: Sequence[float],
+        scale: Sequence[float],
+        index: int,
+        pool: BufferPool,
+    ) -> Poses:
+        heatmaps, tags = aggregate_scales(maps, base_size_wh, index, pool)
         if not bool(torch.isfinite(heatmaps).all()):
             raise ValueError("the network produced NaN or infinite heatmaps")
         result = parse_bottom_up(heatmaps, tags, self.grouping)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from pose_core.grouping.tag_grouping import ResizedTags
+from pose_core.inference.buffers import BufferPool, new_empty
 
 __all__ = ["ScaleMaps", "merge_stage_outputs", "aggregate_scales", "upsample_bilinear"]
 
@@ -52,7 +53,9 @@ class ScaleMaps:
     tags: torch.Tensor
 
 
-def upsample_bilinear(maps: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
+def upsample_bilinear(
+    maps: torch.Tensor, size_hw: Sequence[int], pool: BufferPool | None = None
+) -> torch.Tensor:
     """Bilinear resize of (N, C, h, w) maps to `size_hw`, align_corners=False (torch's rule).
 
     An exact 2x resize (the 1/4 -> 1/2 and 1/2 -> input steps of HigherHRNet) runs separably:
@@ -62,22 +65,36 @@ def upsample_bilinear(maps: torch.Tensor, size_hw: Sequence[int]) -> torch.Tenso
     `F.interpolate` (17 maps of 256 x 384 -> 512 x 768, 1 thread; 3.6-4.0 vs 9.8-12 ms with 2
     threads). The values differ from `F.interpolate`'s by rounding only: lerp rounds
     a + w (b - a) where the kernel rounds w0 a + w1 b (~15 % of the pixels differ, by a few ulp
-    of the maps' magnitude). Any other size goes to `F.interpolate`.
+    of the maps' magnitude). Any other size goes to torch's bilinear kernel (F.interpolate's).
+
+    `pool`: the output (and the intermediate of the 2x path) come from it (see `BufferPool`).
     """
     height, width = int(size_hw[0]), int(size_hw[1])
     exact_2x = (height, width) == (2 * maps.shape[-2], 2 * maps.shape[-1])
     if not exact_2x or maps.shape[-2] == 0 or maps.shape[-1] == 0:
-        return F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
-    return _double_along(_double_along(maps, -1), -2)
+        if pool is None:
+            return F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
+        out = pool.empty(maps.shape[:-2] + (height, width), maps.dtype, maps.device)
+        return _bilinear_into(maps, out)
+    return _double_along(_double_along(maps, -1, pool), -2, pool)
 
 
-def _double_along(maps: torch.Tensor, dim: int) -> torch.Tensor:
+def _bilinear_into(maps: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """F.interpolate(maps, size=out's size, bilinear, align_corners=False) written into `out`
+    (same kernel and arguments; it keeps `out`'s memory format)."""
+    torch.ops.aten.upsample_bilinear2d.out(
+        maps, list(out.shape[-2:]), False, None, None, out=out
+    )
+    return out
+
+
+def _double_along(maps: torch.Tensor, dim: int, pool: BufferPool | None = None) -> torch.Tensor:
     """2x linear upsampling along `dim` (-1 or -2), align_corners=False: output 2i is
     lerp(x[i - 1], x[i], 3/4), output 2i + 1 is lerp(x[i], x[i + 1], 1/4), edges clamped."""
     size = maps.shape[dim]
     shape = list(maps.shape)
     shape[dim] = 2 * size
-    out = maps.new_empty(shape)
+    out = new_empty(pool, shape, maps)
     parity = [slice(None)] * out.ndim
     parity[dim] = slice(0, None, 2)
     even = out[tuple(parity)]
@@ -97,6 +114,7 @@ def merge_stage_outputs(
     num_joints: int,
     flip_index: Sequence[int],
     scale_factor: float = 1.0,
+    pool: BufferPool | None = None,
 ) -> ScaleMaps:
     """Heatmaps and tags of one scale from the raw network outputs.
 
@@ -106,25 +124,19 @@ def merge_stage_outputs(
         num_joints: J.
         flip_index: joint index after a mirror.
         scale_factor: the pass's scale (recorded).
+        pool: the maps (and their large intermediates) come from it: valid until its frame
+            ends (see `BufferPool`); None allocates them.
 
     Returns:
         ScaleMaps at the last output's resolution.
     """
     j = num_joints
     n = outputs[0].shape[0]
-    size = outputs[-1].shape[-2:]
+    size = tuple(outputs[-1].shape[-2:])
     reorder = torch.as_tensor(list(flip_index), device=outputs[0].device)
 
     def flip_back(maps: torch.Tensor) -> torch.Tensor:
         return torch.flip(maps.index_select(1, reorder), dims=[3])
-
-    def to_last_size(maps: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-        if maps.shape[-2:] == size:
-            return maps
-        if channels_last:
-            maps = maps.contiguous(memory_format=torch.channels_last)
-            return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
-        return upsample_bilinear(maps, size)
 
     # Tags: channels J: 2J of output 0 (normal, then the flipped pass mirrored back), upsampled
     # in channels-last memory: that kernel is ~2.4x faster here than the (N, C, h, w) one for
@@ -132,11 +144,24 @@ def merge_stage_outputs(
     # through strides, and its tile bounds run over contiguous channel vectors. The values
     # differ from the (N, C, h, w) kernel's by at most 1 ulp; tags only enter rounded
     # distances and thresholds. The heatmaps are upsampled by `upsample_bilinear`.
-    tag_passes = [outputs[0][:, j : 2 * j]]
+    source = outputs[0]
+    num_passes = 1 if flip_outputs is None else 2
+    stacked = new_empty(
+        pool, (n, num_passes * j) + tuple(source.shape[-2:]), source, torch.channels_last
+    )
+    stacked[:, :j].copy_(source[:, j : 2 * j])
     if flip_outputs is not None:
-        tag_passes.append(flip_back(flip_outputs[0][:, j : 2 * j]))
-    tags = to_last_size(torch.cat(tag_passes, dim=1), channels_last=True)
-    tags = tags.reshape((n, len(tag_passes), j) + tuple(tags.shape[2:]))  # a view
+        stacked[:, j:].copy_(flip_back(flip_outputs[0][:, j : 2 * j]))
+    tags = stacked
+    if tuple(stacked.shape[-2:]) != size:
+        tags = _bilinear_into(
+            stacked, new_empty(pool, stacked.shape[:2] + size, source, torch.channels_last)
+        )
+    tags = tags.reshape((n, num_passes, j) + size)  # a view
+
+    def to_last_size(maps: torch.Tensor) -> torch.Tensor:
+        return maps if tuple(maps.shape[-2:]) == size else upsample_bilinear(maps, size, pool)
+
     if flip_outputs is None:
         heatmaps = sum(to_last_size(out[:, :j]) for out in outputs) / len(outputs)
         return ScaleMaps(scale_factor, heatmaps, tags)
@@ -147,7 +172,10 @@ def merge_stage_outputs(
     # one per pass.
     total: torch.Tensor | None = None
     for out, flipped in zip(outputs, flip_outputs):
-        heat = to_last_size(out[:, :j] + flip_back(flipped[:, :j]))
+        both = torch.add(
+            out[:, :j], flip_back(flipped[:, :j]), out=new_empty(pool, out[:, :j].shape, out)
+        )
+        heat = to_last_size(both)
         # In place (heat and total are this function's own tensors): saves two full-size
         # allocations, the values are the same (a + b == b + a).
         total = heat if total is None else heat.add_(total)
@@ -157,7 +185,10 @@ def merge_stage_outputs(
 
 
 def aggregate_scales(
-    scale_maps: Sequence[ScaleMaps], base_size_wh: tuple[int, int], index: int = 0
+    scale_maps: Sequence[ScaleMaps],
+    base_size_wh: tuple[int, int],
+    index: int = 0,
+    pool: BufferPool | None = None,
 ) -> tuple[torch.Tensor, ResizedTags]:
     """Final heatmaps (projected to base size, averaged over scales) and tags of one image.
 
@@ -165,6 +196,8 @@ def aggregate_scales(
         scale_maps: the passes (any order; the official code runs largest scale first).
         base_size_wh: (W, H) network input size at scale 1.0.
         index: image index within the batch.
+        pool: the projected heatmaps come from it: valid until its frame ends (see
+            `BufferPool`); None allocates them.
 
     Returns:
         heatmaps (J, H, W) float32 at base size; ResizedTags sampling the (J, H, W, L) tags.
@@ -178,10 +211,13 @@ def aggregate_scales(
     ordered = sorted(scale_maps, key=lambda m: m.scale_factor, reverse=True)
     total: torch.Tensor | None = None
     for maps in ordered:
-        projected = upsample_bilinear(maps.heatmaps[index : index + 1].float(), (height, width))[0]
-        total = projected if total is None else total + projected
+        projected = upsample_bilinear(
+            maps.heatmaps[index : index + 1].float(), (height, width), pool
+        )[0]
+        # in place: `total` is this function's own tensor (same values as total + projected)
+        total = projected if total is None else total.add_(projected)
     assert total is not None
-    final = total if len(ordered) == 1 else total / float(len(ordered))
+    final = total if len(ordered) == 1 else total.div_(float(len(ordered)))
     if len(ordered) == 1:
         tag_pass = ordered[0]
     else:

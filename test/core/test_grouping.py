@@ -309,3 +309,55 @@ def test_paired_window_equals_window_by_window(half_stride: int) -> None:
                             expected[:, t] = op(expected[:, t], maps[:, row])
                 got = _paired_window(maps, 1, half_stride, count, op, fill)
                 assert torch.equal(got, expected), (size, count)
+
+
+def _match_with_tag_lists(tag_k, loc_k, val_k, params: GroupingParams) -> np.ndarray:
+    """The official matcher's bookkeeping, straight: a list of tags per person and np.mean."""
+    num_joints, _, num_tags = tag_k.shape
+    people: dict[float, np.ndarray] = {}
+    tag_lists: dict[float, list[np.ndarray]] = {}
+    for position, joint in enumerate(params.joint_order or range(num_joints)):
+        rows = np.concatenate((loc_k[joint], val_k[joint][:, None], tag_k[joint]), axis=1)
+        keep = rows[:, 2] > params.detection_threshold
+        tags, rows = tag_k[joint][keep], rows[keep]
+        if len(rows) == 0:
+            continue
+        if position == 0 or not people:
+            for tag, row in zip(tags, rows):
+                people.setdefault(float(tag[0]), np.zeros((num_joints, 3 + num_tags)))[joint] = row
+                tag_lists[float(tag[0])] = [tag]
+            continue
+        keys = list(people)[: params.max_people]
+        means = np.array([np.mean(tag_lists[key], axis=0) for key in keys])
+        dist = np.linalg.norm(rows[:, None, 3:] - means[None], axis=2)
+        cost = np.round(dist) * 100 - rows[:, 2:3]
+        if len(rows) > len(keys):
+            cost = np.concatenate((cost, np.full((len(rows), len(rows) - len(keys)), 1e10)), 1)
+        for r, c in zip(*linear_sum_assignment(cost)):
+            if c < len(keys) and dist[r, c] < params.tag_threshold:
+                people[keys[c]][joint] = rows[r]
+                tag_lists[keys[c]].append(tags[r])
+            else:
+                people.setdefault(float(tags[r][0]), np.zeros((num_joints, 3 + num_tags)))[
+                    joint
+                ] = rows[r]
+                tag_lists[float(tags[r][0])] = [tags[r]]
+    return np.stack(list(people.values())).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matcher_running_tag_means_equal_tag_lists(seed: int) -> None:
+    from pose_core.grouping.tag_grouping import match_by_tag
+
+    rng = np.random.default_rng(seed)
+    # tags rounded to 0.1: colliding person keys (a new person overwrites an old one) included
+    tag_k = np.round(rng.normal(0, 2, (17, 30, 2)), 1).astype(np.float32)
+    jitter = rng.normal(0, 1e-3, tag_k.shape).astype(np.float32)
+    tag_k += jitter * (rng.uniform(size=(17, 30, 1)) < 0.5)
+    loc_k = rng.integers(0, 64, (17, 30, 2))
+    val_k = rng.uniform(0, 1, (17, 30)).astype(np.float32)
+    params = GroupingParams(max_people=int(rng.integers(3, 31)), joint_order=tuple(range(17)))
+    np.testing.assert_array_equal(
+        match_by_tag(tag_k, loc_k, val_k, params),
+        _match_with_tag_lists(tag_k, loc_k, val_k, params),
+    )

@@ -75,7 +75,9 @@ def test_free_bytes_are_capped_least_recently_returned_first() -> None:
     assert pool.allocations == 4
 
 
-def _raw_pass(seed: int, size_hw: tuple[int, int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _raw_pass(
+    seed: int, size_hw: tuple[int, int]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     gen = torch.Generator().manual_seed(seed)
     h, w = size_hw
     outs = [torch.rand(1, 34, h // 4, w // 4, generator=gen),

@@ -170,18 +170,27 @@ def merge_stage_outputs(
     # commutes with a mirror along width, so this equals the official order (upsample each pass,
     # flip back, average) to float rounding, with one upsampling of J heatmap channels instead of
     # one per pass.
+    # The mean's 1 / (2 x outputs) is applied to each lower-resolution sum before its
+    # upsampling and to the last-size sums inside the final add (alpha): one pass over the
+    # last-size maps fewer than a sum and a division; for HigherHRNet (2 outputs, factor 1/4,
+    # a power of two: scaling commutes with rounding) the same bits as (up(s0) + s1) / 4.
+    factor = 1.0 / (2 * len(outputs))
     total: torch.Tensor | None = None
+    last_size_sums = []
     for out, flipped in zip(outputs, flip_outputs):
         both = torch.add(
             out[:, :j], flip_back(flipped[:, :j]), out=new_empty(pool, out[:, :j].shape, out)
         )
-        heat = to_last_size(both)
-        # In place (heat and total are this function's own tensors): saves two full-size
-        # allocations, the values are the same (a + b == b + a).
-        total = heat if total is None else heat.add_(total)
+        if tuple(both.shape[-2:]) == size:
+            last_size_sums.append(both)
+            continue
+        heat = upsample_bilinear(both.mul_(factor), size, pool)
+        # in place: heat and total are this function's own tensors
+        total = heat if total is None else total.add_(heat)
+    for both in last_size_sums:
+        total = both.mul_(factor) if total is None else total.add_(both, alpha=factor)
     assert total is not None
-    heatmaps = total.div_(2.0 * len(outputs))
-    return ScaleMaps(scale_factor, heatmaps, tags)
+    return ScaleMaps(scale_factor, total, tags)
 
 
 def aggregate_scales(

@@ -15,7 +15,9 @@ back-projection to image pixels.
   glibc's allocator settings, under which the batched path page-faults its large buffers in
   again on many calls).
 - all timed functions run interleaved (round-robin, one call each per round), so they see
-  the same load; medians are reported. `--schedule phased` times each path's repeats back to
+  the same load; medians are reported (`speedup`: median reference / median batched;
+  `speedup_paired`: the median over the rounds that time both of reference / batched in that
+  round; `--repeats` equal to `--reference-repeats` interleaves every batched call). `--schedule phased` times each path's repeats back to
   back instead (for an idle machine: no allocator interference between the paths).
 - also reported: the refine stage alone (batched `refine_people`, given the top-k NMS maxima
   as LB seeds as the parser passes them, vs the per-person loop) on the same adjusted people
@@ -290,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "batched_median_ms": 1e3 * statistics.median(batched),
                 "batched_min_ms": 1e3 * min(batched),
+                # every call, in timing order (interleaved: round r of each)
+                "times_ms": {name: [1e3 * t for t in ts] for name, ts in times.items()},
             }
         )
         if not args.skip_reference:
@@ -306,6 +310,12 @@ def main(argv: list[str] | None = None) -> None:
                     "speedup": statistics.median(reference) / statistics.median(batched),
                 }
             )
+            if args.schedule == "interleaved":
+                # rounds with both calls: each ratio compares two calls timed seconds apart
+                # (robust to the VM's speed drifting between rounds)
+                row["speedup_paired"] = statistics.median(
+                    r / b for r, b in zip(reference, batched)
+                )
         rows.append(row)
         print(json.dumps(row), flush=True)
     info = {

@@ -1055,9 +1055,14 @@ def refine_people(
     slot[needed] = torch.arange(len(needed), device=dev)
     tag_low, tag_high = sampler.tile_bounds(_TILE, needed)  # (L, J', ty, tx)
     qs = slot[qj]
-    # narrow: at most num_tiles / _NARROW_FRACTION tiles have a det maximum >= LB, i.e. LB is
-    # above the (num_tiles - that)-th smallest tile maximum of the joint
-    kth = torch.kthvalue(tile_max_flat, num_tiles - num_tiles // _NARROW_FRACTION, dim=1).values
+    # narrow: at most about num_tiles / _NARROW_FRACTION tiles have a det maximum >= LB, i.e.
+    # LB is above that quantile of the joint's tile maxima, estimated on every `stride`-th
+    # tile (a heuristic: it only decides which search runs; kthvalue over all 6,144 tiles of a
+    # 512 x 768 map took 1.4-2.4 ms)
+    stride = max(1, num_tiles // 1024)
+    sample = tile_max_flat[:, ::stride]
+    kth = torch.kthvalue(sample, sample.shape[1] - sample.shape[1] // _NARROW_FRACTION, dim=1)
+    kth = kth.values
     narrow = lower > _pick(kth, qj)
     entry_pairs, entry_tiles, entry_gaps = [], [], []
 

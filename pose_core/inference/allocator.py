@@ -15,6 +15,8 @@ setting). Interleaved with other work (the benchmark's loop reference) and in th
 rate was lower with the setting in three back-to-back pairs of 20-s runs (3.9 / 5.2 / 2.75 fps
 against 5.0 / 6.1 / 3.5), within this machine's run-to-run spread. So nothing in the library
 calls it: a process that runs many large images back to back (offline evaluation) can.
+`PoseEstimator` avoids most of these faults without a process-wide setting: it keeps its large
+maps in a `pose_core.inference.buffers.BufferPool` from image to image.
 Environment equivalent: `MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=1073741824`.
 """
 

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     left.set_xticks(range(len(labels)), labels, fontsize=8)
     left.set_xlim(-0.5, len(labels) - 0.5)
     left.set_ylabel(f"speed-up vs loop reference ({args.people} people)")
+    left.set_ylim(bottom=0)
     left.set_title("one dot per benchmark run")
     left.legend(loc="lower right", fontsize=8)
     left.grid(axis="y", alpha=0.3)

@@ -581,8 +581,10 @@ def match_by_tag(
     # divided by the count, bit for bit, and one division for all people replaces a np.mean
     # call per person and joint (2/3 of the matching time before).
     slot_of: dict[float, int] = {}
-    tag_sums = np.zeros((2 * tag_k.shape[1] + 1, num_tags), np.float32)
-    tag_counts = np.zeros(tag_sums.shape[0], np.float32)
+    # (in the tags' own float type, as np.mean keeps it)
+    sum_dtype = tag_k.dtype if np.issubdtype(tag_k.dtype, np.floating) else np.float64
+    tag_sums = np.zeros((2 * tag_k.shape[1] + 1, num_tags), sum_dtype)
+    tag_counts = np.zeros(tag_sums.shape[0], sum_dtype)
 
     def start_or_overwrite(key: float, joint: int, row: np.ndarray, tag: np.ndarray) -> None:
         nonlocal tag_sums, tag_counts

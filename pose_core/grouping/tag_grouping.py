@@ -851,6 +851,7 @@ def _search_sparse_sub(
     gaps: torch.Tensor,
     sub_max: torch.Tensor,
     tiles_x: int,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Exact first argmax per pair over its candidate (pair, tile) entries, all pairs at once
     (segment max with a smallest-index tie-break; returns (Q,) flat pixel indices), pruned by
@@ -865,7 +866,11 @@ def _search_sparse_sub(
     dropped (>=: exact ties survive; the fold keeps the first pixel), and the result equals
     the one-pass search; the early rounds usually raise the bound from LB to about the
     optimum, so few of the remaining sub-tiles are scored (e.g. a person whose mean tag is
-    close to the background tags, where every tile's tag gap is 0)."""
+    close to the background tags, where every tile's tag gap is 0).
+
+    `start`: (best score, its first pixel) per pair over pixels already scored exactly with
+    the same arithmetic and left out of the entries (-inf, 0 for none); the result is then the
+    first argmax over those pixels and the entries together."""
     dev = det.device
     num_pairs = qj.shape[0]
     num_pixels = det.shape[1]
@@ -877,8 +882,11 @@ def _search_sparse_sub(
     if pad_y or pad_x:
         sub_max = F.pad(sub_max, (0, pad_x, 0, pad_y), value=-torch.inf)
     sub_x = sub_max.shape[2]
-    best_val = torch.full((num_pairs,), -torch.inf, dtype=torch.float32, device=dev)
-    best_pix = torch.zeros((num_pairs,), dtype=torch.long, device=dev)
+    if start is None:
+        best_val = torch.full((num_pairs,), -torch.inf, dtype=torch.float32, device=dev)
+        best_pix = torch.zeros((num_pairs,), dtype=torch.long, device=dev)
+    else:  # the best exact score and its first pixel over pixels searched before
+        best_val, best_pix = start[0].clone(), start[1].clone()
     # (entry, 4) sub-tiles: keep those whose det maximum minus the tile gap reaches LB.
     ty = torch.div(tile_ids, tiles_x, rounding_mode="floor")
     tx = tile_ids - ty * tiles_x
@@ -1094,6 +1102,7 @@ def refine_people(
         entry_gaps.append(_pick(rounded, keep))
 
     wide_ids = torch.nonzero(~narrow).flatten()
+    searched_tiles = None
     if wide_ids.numel():
         wj, ws, wprev = _pick(qj, wide_ids), _pick(qs, wide_ids), qprev.index_select(0, wide_ids)
         upper_all = torch.empty((len(wide_ids), num_tiles), dtype=torch.float32, device=dev)
@@ -1129,9 +1138,15 @@ def refine_people(
         tile_pix = (rows[..., :, None] * width + cols[..., None, :]).reshape(len(wide_ids), -1)
         tile_tags = sampler(wj[:, None].expand_as(tile_pix), tile_pix).permute(2, 0, 1)
         tile_det = _pick(det.reshape(-1), wj[:, None] * num_pixels + tile_pix)
-        tile_scores = torch.nan_to_num(
-            _refine_scores(tile_det, tile_tags, wprev).amax(dim=1), nan=-torch.inf
-        )
+        tile_all = torch.nan_to_num(_refine_scores(tile_det, tile_tags, wprev), nan=-torch.inf)
+        tile_scores = tile_all.amax(dim=1)
+        # their first argmax (smallest pixel; the tiles' pixels are now scored exactly, so the
+        # sparse search can start from it and skip those tiles)
+        tile_first = torch.where(
+            tile_all == tile_scores[:, None], tile_pix, num_pixels
+        ).amin(dim=1)
+        searched_tiles = (wide_ids, best_tiles.reshape(len(wide_ids), num_best), tile_scores,
+                          tile_first)
         wide_lower = torch.maximum(_pick(lower, wide_ids), tile_scores)
         lower[wide_ids] = wide_lower
         e_row, e_tile = torch.nonzero(upper_all >= wide_lower[:, None], as_tuple=True)
@@ -1157,8 +1172,23 @@ def refine_people(
     ):
         if sub_tile_max is None:
             sub_tile_max = _tile_max(heatmaps, _TILE // 2)
+        start = None
+        if searched_tiles is not None:
+            # the wide pairs' best tiles are scored already: start from their best pixel and
+            # leave them out of the entries
+            ids, tiles, scores, first = searched_tiles
+            searched = torch.zeros((len(pair_people), num_tiles), dtype=torch.bool, device=dev)
+            searched[ids[:, None].expand_as(tiles), tiles] = True
+            fresh = torch.nonzero(~_pick(searched.reshape(-1), pair_ids * num_tiles + tile_ids))
+            fresh = fresh.flatten()
+            pair_ids, tile_ids, tile_gaps = (_pick(t, fresh) for t in (pair_ids, tile_ids,
+                                                                        tile_gaps))
+            start_val = torch.full((len(pair_people),), -torch.inf, device=dev)
+            start_pix = torch.zeros((len(pair_people),), dtype=torch.long, device=dev)
+            start_val[ids], start_pix[ids] = scores, torch.where(scores > -torch.inf, first, 0)
+            start = (start_val, start_pix)
         best_pix = _search_sparse_sub(det, sampler, qj, qprev, lower, pair_ids, tile_ids,
-                                      tile_gaps, sub_tile_max, tiles_x)
+                                      tile_gaps, sub_tile_max, tiles_x, start)
     else:
         tile_ok = torch.zeros((len(pair_people), num_tiles), dtype=torch.bool, device=dev)
         tile_ok[pair_ids, tile_ids] = True

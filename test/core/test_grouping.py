@@ -361,3 +361,31 @@ def test_matcher_running_tag_means_equal_tag_lists(seed: int) -> None:
         match_by_tag(tag_k, loc_k, val_k, params),
         _match_with_tag_lists(tag_k, loc_k, val_k, params),
     )
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_refine_first_argmax_on_exact_ties_matches_loop_reference(seed: int) -> None:
+    # Quantised maps: many pixels share the best score, so the first row-major pixel decides
+    # (inside or outside the wide pairs' pre-scored best tiles, which the sparse search skips).
+    from pose_core.grouping.reference_parser import _refine_one
+
+    det, tags = _random_scene(seed, num_people=6, size_hw=(96, 128))
+    det = (np.round(det * 10) / 10).astype(np.float32)
+    tags = (np.round(tags * 2) / 2).astype(np.float32)
+    det_t, sampler = torch.from_numpy(det), DenseTags(torch.from_numpy(tags))
+    result = parse_bottom_up(det_t, sampler, GroupingParams(refine=False))
+    people = [p for p in result.grouped]
+    for person in result.grouped[:3]:  # ghosts: one joint of a person
+        ghost = np.zeros_like(person)
+        j = int(np.argmax(person[:, 2]))
+        ghost[j] = person[j]
+        people.append(ghost)
+    unrefined = np.stack(people).astype(np.float32)
+    expected = np.stack([_refine_one(det, tags, person) for person in unrefined])
+    loc = result.loc_k
+    top_k = torch.as_tensor(loc[:, :, 1] * det.shape[2] + loc[:, :, 0])
+    for seeds in (None, top_k):
+        for limit in (-1, 1 << 30):  # sparse, cost model
+            refined = refine_people(unrefined, det_t, sampler, sparse_entry_limit=limit,
+                                    seed_pixels=seeds)
+            np.testing.assert_array_equal(refined, expected)

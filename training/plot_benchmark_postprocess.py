@@ -6,7 +6,7 @@ from `postprocess_stages.py` runs (one bar per file).
 
 Usage:
     ./env.sh python training/plot_benchmark_postprocess.py --runs a.json b.json ... \
-        --stages s1.json s2.json --out docs/benchmark_postprocess.png
+        --stages s1.json s2.json [--commits OLDEST ... NEWEST] --out docs/benchmark_postprocess.png
 """
 
 from __future__ import annotations
@@ -28,23 +28,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="benchmark_postprocess JSONs")
     parser.add_argument("--stages", nargs="+", required=True, help="postprocess_stages JSONs")
     parser.add_argument("--people", type=int, default=10)
+    parser.add_argument("--commits", nargs="*", default=[],
+                        help="column order of the file-name commit prefixes (oldest first)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
     fig, (left, right) = plt.subplots(
-        1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 1.3]}
+        1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]}
     )
     groups: dict[str, list[float]] = {}
     for path in args.runs:
         info = json.loads(Path(path).read_text(encoding="utf-8"))
         label = f"{info['torch_threads']} thread{'s' if info['torch_threads'] > 1 else ''}\n"
         label += info.get("schedule", "interleaved")
+        # files named <commit>_...: one column per commit
+        prefix = Path(path).name.split("_")[0]
+        if len(prefix) == 7 and all(c in "0123456789abcdef" for c in prefix):
+            label += f"\n{prefix}"
         if not info.get("buffer_pool", True):
             label += "\nno pool"
         for row in info["rows"]:
             if row["people"] == args.people and "speedup" in row:
                 groups.setdefault(label, []).append(row["speedup"])
-    labels = sorted(groups)
+    def column(label: str) -> tuple:
+        commit = label.split("\n")[-1]
+        rank = args.commits.index(commit) if commit in args.commits else len(args.commits)
+        return label.split("\n")[0], rank, label
+
+    labels = sorted(groups, key=column)
     for x, label in enumerate(labels):
         values = groups[label]
         left.scatter([x] * len(values), values, color="tab:blue", zorder=3)

@@ -975,12 +975,14 @@ def refine_people(
     2. per 8 x 8 tile, an upper bound of the score: tile max of det_j minus the rounded
        distance from prev to the tile's tag box (round is monotone, so no pixel of the tile
        scores more). "Narrow" pairs, whose LB exceeds the det maximum of all but at most
-       1 / 8 of the tiles, get it only on those tiles; the others on every tile, and LB is
-       raised to the exact best score over their 16 best tiles;
+       1 / 8 of the tiles (estimated on a sample of the tiles), get it only on those tiles;
+       the others on every tile, and LB is raised to the exact best score over their 16
+       best tiles;
     3. the exact search runs only over tiles whose bound reaches LB and pixels with
        det_j - tile gap >= LB: by default as sparse (pair, pixel) entries with a segment max
        (smallest index on ties), best first (`_search_sparse_sub`: the pair's 4 x 4 sub-tiles
-       by descending bound, in rounds, each round pruned by the best exact score so far), or
+       by descending bound, in rounds, each round pruned by the best exact score so far;
+       it starts from the first argmax of the 16 tiles already scored and skips them), or
        joint by joint over the union of the pairs' tiles (dense tag projection when large)
        when a simple cost model says so (always above `sparse_entry_limit` entries).
 

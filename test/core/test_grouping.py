@@ -120,6 +120,23 @@ def test_batched_refine_matches_loop_reference(seed: int) -> None:
         np.testing.assert_array_equal(refined, grouped)
 
 
+def _people_with_ghosts(
+    det: torch.Tensor, sampler: DenseTags, num_ghosts: int
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The unrefined people of the maps plus one-joint "ghosts" (the strongest joint of each of
+    the first `num_ghosts` people), and the top-k NMS pixels (y * W + x) per joint."""
+    result = parse_bottom_up(det, sampler, GroupingParams(refine=False))
+    people = [p for p in result.grouped]
+    for person in result.grouped[:num_ghosts]:
+        ghost = np.zeros_like(person)
+        j = int(np.argmax(person[:, 2]))
+        ghost[j] = person[j]
+        people.append(ghost)
+    loc = result.loc_k
+    top_k = torch.as_tensor(loc[:, :, 1] * det.shape[2] + loc[:, :, 0])
+    return np.stack(people).astype(np.float32), top_k
+
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_refine_lower_bound_seeds_and_ghosts_match_loop_reference(seed: int) -> None:
     # One-joint "ghost" people carrying another person's tag (their best score is usually at
@@ -129,17 +146,8 @@ def test_refine_lower_bound_seeds_and_ghosts_match_loop_reference(seed: int) -> 
 
     det, tags = _random_scene(seed, num_people=6, size_hw=(72, 96))
     det_t, sampler = torch.from_numpy(det), DenseTags(torch.from_numpy(tags))
-    result = parse_bottom_up(det_t, sampler, GroupingParams(refine=False))
-    people = [p for p in result.grouped]
-    for person in result.grouped[:4]:
-        ghost = np.zeros_like(person)
-        j = int(np.argmax(person[:, 2]))
-        ghost[j] = person[j]
-        people.append(ghost)
-    unrefined = np.stack(people).astype(np.float32)
+    unrefined, top_k = _people_with_ghosts(det_t, sampler, num_ghosts=4)
     expected = np.stack([_refine_one(det, tags, person) for person in unrefined])
-    loc = result.loc_k
-    top_k = torch.as_tensor(loc[:, :, 1] * det.shape[2] + loc[:, :, 0])
     gen = torch.Generator().manual_seed(seed)
     arbitrary = torch.randint(0, det.shape[1] * det.shape[2], (17, 5), generator=gen)
     for seeds in (None, top_k, arbitrary):
@@ -373,17 +381,8 @@ def test_refine_first_argmax_on_exact_ties_matches_loop_reference(seed: int) -> 
     det = (np.round(det * 10) / 10).astype(np.float32)
     tags = (np.round(tags * 2) / 2).astype(np.float32)
     det_t, sampler = torch.from_numpy(det), DenseTags(torch.from_numpy(tags))
-    result = parse_bottom_up(det_t, sampler, GroupingParams(refine=False))
-    people = [p for p in result.grouped]
-    for person in result.grouped[:3]:  # ghosts: one joint of a person
-        ghost = np.zeros_like(person)
-        j = int(np.argmax(person[:, 2]))
-        ghost[j] = person[j]
-        people.append(ghost)
-    unrefined = np.stack(people).astype(np.float32)
+    unrefined, top_k = _people_with_ghosts(det_t, sampler, num_ghosts=3)
     expected = np.stack([_refine_one(det, tags, person) for person in unrefined])
-    loc = result.loc_k
-    top_k = torch.as_tensor(loc[:, :, 1] * det.shape[2] + loc[:, :, 0])
     for seeds in (None, top_k):
         for limit in (-1, 1 << 30):  # sparse, cost model
             refined = refine_people(unrefined, det_t, sampler, sparse_entry_limit=limit,

@@ -576,12 +576,11 @@ def match_by_tag(
         raise ValueError(f"joint_order {order} is not a list of distinct joints")
     width = 3 + num_tags
     people: dict[float, np.ndarray] = {}
-    # Each person's tags as a float32 running sum and count (slot per key): the official mean
-    # of the person's tag list (numpy's axis-0 mean of float32 rows) is this sequential sum
-    # divided by the count, bit for bit, and one division for all people replaces a np.mean
-    # call per person and joint (2/3 of the matching time before).
+    # Each person's tags as a running sum and count (slot per key) in the tags' own float
+    # type: the official mean of the person's tag list (numpy's axis-0 mean, which keeps that
+    # type) is this sequential sum divided by the count, bit for bit, and one division for all
+    # people replaces a np.mean call per person and joint (2/3 of the matching time before).
     slot_of: dict[float, int] = {}
-    # (in the tags' own float type, as np.mean keeps it)
     sum_dtype = tag_k.dtype if np.issubdtype(tag_k.dtype, np.floating) else np.float64
     tag_sums = np.zeros((2 * tag_k.shape[1] + 1, num_tags), sum_dtype)
     tag_counts = np.zeros(tag_sums.shape[0], sum_dtype)
@@ -1147,8 +1146,7 @@ def refine_people(
         tile_first = torch.where(
             tile_all == tile_scores[:, None], tile_pix, num_pixels
         ).amin(dim=1)
-        searched_tiles = (wide_ids, best_tiles.reshape(len(wide_ids), num_best), tile_scores,
-                          tile_first)
+        searched_tiles = (wide_ids, best_tiles, tile_scores, tile_first)
         wide_lower = torch.maximum(_pick(lower, wide_ids), tile_scores)
         lower[wide_ids] = wide_lower
         e_row, e_tile = torch.nonzero(upper_all >= wide_lower[:, None], as_tuple=True)

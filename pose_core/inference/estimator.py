@@ -339,18 +339,17 @@ class PoseEstimator:
         `index` picks the image within batched maps."""
         pool = self._pool()
         with pool.frame():  # nothing from the pool leaves this call: Poses are numpy copies
-            return self._decode_bottom_up(maps, base_size_wh, center, scale, index, pool)
+            heatmaps, tags = aggregate_scales(maps, base_size_wh, index, pool)
+            return self._grouped_poses(heatmaps, tags, base_size_wh, center, scale)
 
-    def _decode_bottom_up(
+    def _grouped_poses(
         self,
-        maps: Sequence[Any],
+        heatmaps: torch.Tensor,
+        tags: TagSampler,
         base_size_wh: tuple[int, int],
         center: Sequence[float],
         scale: Sequence[float],
-        index: int,
-        pool: BufferPool,
     ) -> Poses:
-        heatmaps, tags = aggregate_scales(maps, base_size_wh, index, pool)
         if not bool(torch.isfinite(heatmaps).all()):
             raise ValueError("the network produced NaN or infinite heatmaps")
         result = parse_bottom_up(heatmaps, tags, self.grouping)

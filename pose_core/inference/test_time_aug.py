@@ -72,10 +72,7 @@ def upsample_bilinear(
     height, width = int(size_hw[0]), int(size_hw[1])
     exact_2x = (height, width) == (2 * maps.shape[-2], 2 * maps.shape[-1])
     if not exact_2x or maps.shape[-2] == 0 or maps.shape[-1] == 0:
-        if pool is None:
-            return F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
-        out = pool.empty(maps.shape[:-2] + (height, width), maps.dtype, maps.device)
-        return _bilinear_into(maps, out)
+        return _bilinear_into(maps, new_empty(pool, maps.shape[:-2] + (height, width), maps))
     return _double_along(_double_along(maps, -1, pool), -2, pool)
 
 

@@ -17,8 +17,9 @@ back-projection to image pixels.
 - all timed functions run interleaved (round-robin, one call each per round), so they see
   the same load; medians are reported (`speedup`: median reference / median batched;
   `speedup_paired`: the median over the rounds that time both of reference / batched in that
-  round; `--repeats` equal to `--reference-repeats` interleaves every batched call). `--schedule phased` times each path's repeats back to
-  back instead (for an idle machine: no allocator interference between the paths).
+  round; `--repeats` equal to `--reference-repeats` interleaves every batched call).
+  `--schedule phased` times each path's repeats back to back instead (for an idle machine: no
+  allocator interference between the paths).
 - also reported: the refine stage alone (batched `refine_people`, given the top-k NMS maxima
   as LB seeds as the parser passes them, vs the per-person loop) on the same adjusted people
   and maps.

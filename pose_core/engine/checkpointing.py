@@ -5,6 +5,7 @@ Format (format_version 1), a plain dict saved with `torch.save` and loaded with
 
     {"format_version": 1,
      "model": state_dict,          # official key names, no "module." prefix
+     "networks": {name: state_dict},   # the task's other networks (absent with one network)
      "optimizer": ..., "scheduler": ..., "scaler": ... | None,
      "epoch": int,                 # epochs completed
      "step": int,                  # optimiser steps completed
@@ -92,6 +93,7 @@ def save_training_checkpoint(
     path: str | pathlib.Path,
     *,
     model: nn.Module,
+    networks: dict[str, nn.Module] | None = None,
     optimizer: torch.optim.Optimizer | None,
     scheduler: Any | None,
     scaler: Any | None,
@@ -105,7 +107,9 @@ def save_training_checkpoint(
 
     Args:
         path: destination file.
-        model: the (possibly DDP-wrapped) model.
+        model: the (possibly DDP-wrapped) main network.
+        networks: the task's other networks by name (e.g. a teacher), stored under
+            "networks"; None or empty for one network.
         optimizer / scheduler / scaler: their `state_dict()`s are stored (None allowed).
         epoch: epochs completed.
         step: optimiser steps completed.
@@ -124,6 +128,8 @@ def save_training_checkpoint(
         "best_metric": None if best_metric is None else float(best_metric),
         "config": config,
     }
+    if networks:
+        payload["networks"] = {k: model_state_dict(v) for k, v in networks.items()}
     if extra:
         payload.update(extra)
     return atomic_save(payload, path)

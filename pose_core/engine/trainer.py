@@ -12,8 +12,14 @@ Determinism: at the start of epoch e every RNG (python, numpy, torch, the sample
 DataLoader generator) is seeded from (seed, e, rank), so a run resumed from the checkpoint of
 epoch e continues with exactly the batches -- and on CPU the losses -- of an uninterrupted run.
 
-The task-specific parts (dataset, loss, validation) are injected as a `TrainingTask`
-(`pose_core.engine.tasks`), so the loop itself knows nothing about bottom-up or top-down.
+The task-specific parts (networks, dataset, forward pass and loss, validation) are injected
+as a `TrainingTask` (`pose_core.engine.tasks`), so the loop itself knows nothing about bottom-up
+or top-down. The task owns its forward pass: `task.train_step(networks, batch, device, forward)`
+may run several views and several networks (semi-supervised teacher / student); the loop
+optimises the parameters of every network and checkpoints them all ("model" is the main
+network: validated and written as the checkpoint's `model`; the others under `networks`). A
+task with only `build_model` / `inputs` / `loss` (one network, one forward) is adapted by
+`SingleNetworkTask`.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import numpy as np
 import torch
@@ -35,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pose_core.engine import distributed
 from pose_core.engine.checkpointing import (
+    CheckpointError,
     find_resume_checkpoint,
     load_training_checkpoint,
     save_training_checkpoint,
@@ -46,6 +53,9 @@ from pose_core.engine.optim import build_optimizer, build_scheduler
 __all__ = [
     "NonFiniteLossError",
     "TrainingTask",
+    "SingleNetworkTask",
+    "as_training_task",
+    "MAIN_NETWORK",
     "TrainResult",
     "Trainer",
     "seed_everything",
@@ -57,24 +67,69 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-class TrainingTask(Protocol):
-    """What the loop needs from a task (bottom-up, top-down).
+MAIN_NETWORK = "model"
 
-    `loss(outputs, batch)` returns the loss terms (scalar tensors whose sum is minimised);
-    `validate(model)` returns metrics (rank 0 only) or None when there is no validation set.
+# forward(network, inputs) -> outputs: the loop's forward (memory format, autocast, float outputs)
+Forward = Callable[[nn.Module, Tensor], Any]
+
+
+class TrainingTask(Protocol):
+    """What the loop needs from a task.
+
+    `build_networks()` returns the networks by name, `MAIN_NETWORK` ("model") among them;
+    `train_step(networks, batch, device, forward)` runs the task's forward passes (each
+    through `forward(network, inputs)`) and returns the loss terms (scalar tensors whose sum
+    is minimised); `validate(model, device)` scores the main network (rank 0 only) or returns
+    None when there is no validation set.
     """
 
-    def build_model(self) -> nn.Module: ...
+    def build_networks(self) -> dict[str, nn.Module]: ...
 
     def train_dataset(self) -> Dataset: ...
 
-    def inputs(self, batch: Mapping[str, Any], device: torch.device) -> Tensor: ...
-
-    def loss(
-        self, outputs: Any, batch: Mapping[str, Any], device: torch.device
+    def train_step(
+        self,
+        networks: Mapping[str, nn.Module],
+        batch: Mapping[str, Any],
+        device: torch.device,
+        forward: Forward,
     ) -> dict[str, Tensor]: ...
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None: ...
+
+
+class SingleNetworkTask:
+    """Adapts a one-network task (`build_model`, `inputs`, `loss`, `train_dataset`,
+    `validate`) to `TrainingTask`: one forward of the main network on `inputs(batch)`."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        return {MAIN_NETWORK: self.task.build_model()}
+
+    def train_dataset(self) -> Dataset:
+        return self.task.train_dataset()
+
+    def train_step(
+        self,
+        networks: Mapping[str, nn.Module],
+        batch: Mapping[str, Any],
+        device: torch.device,
+        forward: Forward,
+    ) -> dict[str, Tensor]:
+        outputs = forward(networks[MAIN_NETWORK], self.task.inputs(batch, device))
+        return self.task.loss(outputs, batch, device)
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
+        return self.task.validate(model, device)
+
+
+def as_training_task(task: Any) -> TrainingTask:
+    """`task` itself when it has `build_networks` and `train_step`, else `SingleNetworkTask`."""
+    if hasattr(task, "build_networks") and hasattr(task, "train_step"):
+        return task
+    return SingleNetworkTask(task)
 
 
 @dataclass(frozen=True)
@@ -150,7 +205,7 @@ class Trainer:
 
     Args:
         config: the resolved experiment config.
-        task: dataset / loss / validation provider.
+        task: a `TrainingTask` (or a one-network task, see `as_training_task`).
         run_dir: where checkpoints and logs go (created).
         context: distributed context (default: from the torchrun environment).
     """
@@ -158,23 +213,28 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
-        task: TrainingTask,
+        task: Any,
         run_dir: str | pathlib.Path,
         context: distributed.DistributedContext | None = None,
     ) -> None:
         self.config = config
-        self.task = task
+        self.task = as_training_task(task)
         self.run_dir = pathlib.Path(run_dir)
         self.context = context or distributed.init_distributed(config.device)
         self.device = self.context.device
         if config.num_threads > 0:
             torch.set_num_threads(config.num_threads)
         seed_everything(_epoch_seed(config.seed, -1, self.context.rank))
-        model = task.build_model()
-        if config.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = distributed.wrap_model(model, self.context)
-        self.dataset = task.train_dataset()
+        networks = self.task.build_networks()
+        if MAIN_NETWORK not in networks:
+            raise ValueError(f"the task's networks {sorted(networks)} lack {MAIN_NETWORK!r}")
+        self.networks: dict[str, nn.Module] = {}
+        for key, network in networks.items():
+            if config.channels_last:
+                network = network.to(memory_format=torch.channels_last)
+            self.networks[key] = distributed.wrap_model(network, self.context)
+        self.model = self.networks[MAIN_NETWORK]
+        self.dataset = self.task.train_dataset()
         self.sampler = distributed.build_sampler(
             self.dataset, self.context, shuffle=True, seed=config.seed
         )
@@ -194,7 +254,7 @@ class Trainer:
             self.iterations_per_epoch = min(self.iterations_per_epoch, config.max_steps_per_epoch)
         if self.iterations_per_epoch == 0:
             raise ValueError("the training set is empty (no batch per epoch)")
-        self.optimizer = build_optimizer(self.model.parameters(), config.optim)
+        self.optimizer = build_optimizer(self._parameters(), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.iterations_per_epoch)
         self.amp_dtype = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}[config.amp]
         self.scaler = (
@@ -214,9 +274,20 @@ class Trainer:
 
     # ---------------------------------------------------------------- one iteration
 
-    def train_step(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Forward pass and loss terms for one batch (no backward)."""
-        inputs = self.task.inputs(batch, self.device)
+    def _parameters(self) -> list[nn.Parameter]:
+        """Every network's parameters, each once (networks may share modules)."""
+        seen: set[int] = set()
+        params = []
+        for network in self.networks.values():
+            for param in network.parameters():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    params.append(param)
+        return params
+
+    def forward(self, network: nn.Module, inputs: Tensor) -> Any:
+        """One forward as the loop runs it: channels-last inputs when configured, autocast
+        under AMP, float outputs."""
         if self.config.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         autocast = (
@@ -225,13 +296,17 @@ class Trainer:
             else contextlib.nullcontext()
         )
         with autocast:
-            outputs = self.model(inputs)
-        outputs = _to_float(outputs)
-        return self.task.loss(outputs, batch, self.device)
+            outputs = network(inputs)
+        return _to_float(outputs)
+
+    def train_step(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """The task's forward passes and loss terms for one batch (no backward)."""
+        return self.task.train_step(self.networks, batch, self.device, self.forward)
 
     def run_iteration(self, batch: Mapping[str, Any]) -> dict[str, float]:
         """train_step + backward + (clip) + optimiser and schedule step; returns the values."""
-        self.model.train()
+        for network in self.networks.values():
+            network.train()
         losses = self.train_step(batch)
         total = torch.stack([v.float() for v in losses.values()]).sum()
         if not torch.isfinite(total):
@@ -246,13 +321,13 @@ class Trainer:
             self.scaler.scale(total).backward()
             if clip > 0:
                 self.scaler.unscale_(self.optimizer)
-                grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+                grad_norm = float(nn.utils.clip_grad_norm_(self._parameters(), clip))
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             total.backward()
             if clip > 0:
-                grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+                grad_norm = float(nn.utils.clip_grad_norm_(self._parameters(), clip))
             self.optimizer.step()
         self.scheduler.step()
         self.step += 1
@@ -275,6 +350,7 @@ class Trainer:
         return save_training_checkpoint(
             self.run_dir / name,
             model=self.model,
+            networks={k: v for k, v in self.networks.items() if k != MAIN_NETWORK},
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             scaler=self.scaler,
@@ -296,6 +372,13 @@ class Trainer:
             return False
         payload = load_training_checkpoint(path, map_location=self.device)
         unwrap_model(self.model).load_state_dict(payload["model"], strict=True)
+        saved = payload.get("networks") or {}
+        for key, network in self.networks.items():
+            if key == MAIN_NETWORK:
+                continue
+            if key not in saved:
+                raise CheckpointError(f"{path}: no weights for the task's network {key!r}")
+            unwrap_model(network).load_state_dict(saved[key], strict=True)
         if payload.get("optimizer") is not None:
             self.optimizer.load_state_dict(payload["optimizer"])
         if payload.get("scheduler") is not None:

@@ -1,11 +1,12 @@
-"""Flip test and multi-scale aggregation of HigherHRNet outputs (official test path, spec d.3).
+"""Flip test and multi-scale aggregation of HigherHRNet outputs (HigherHRNet `tools/valid.py`).
 
 Mirrors `get_multi_stage_outputs` and `aggregate_results` of HigherHRNet `lib/core/inference.py`
 with PROJECT2IMAGE on:
 
 - every output but the last is bilinearly upsampled (align_corners=False) to the last one's size
-  (1/2 of the input); heatmaps = mean of the outputs' first J channels; tags = channels J: of
-  output 0;
+  (1/2 of the input); heatmaps = mean of the heatmap blocks; tags = the tag block (both read
+  through the model's `HeadLayout`; HigherHRNet: channels [0, J) of each output, [J, 2J) of
+  output 0);
 - flip: the network's outputs for the mirrored input are upsampled the same way, mirrored back
   along width (no pixel shift) and their joint channels reordered by the flip index;
 - per scale, heatmaps (normal + flipped) / 2 are projected (bilinear) to `base_size` (the network
@@ -25,14 +26,15 @@ checked against the official fixtures).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from pose_core.grouping.tag_grouping import ResizedTags
+from pose_core.grouping import ResizedTags
 from pose_core.inference.buffers import BufferPool, new_empty
+from pose_core.models.heads import HeadLayout
 
 __all__ = ["ScaleMaps", "merge_stage_outputs", "aggregate_scales", "upsample_bilinear"]
 
@@ -44,8 +46,9 @@ class ScaleMaps:
     Attributes:
         scale_factor: the pass's scale.
         heatmaps: (N, J, h, w): flip-averaged heatmaps.
-        tags: (N, L, J, h, w): tag maps (L = 2 with flip: normal, flipped); a view of
-            channels-last memory when upsampled (see `merge_stage_outputs`).
+        tags: (N, L, J, h, w): tag maps (L = passes x tag values per joint: the normal pass's,
+            then the mirrored pass's); for one value per joint a view of channels-last memory
+            when upsampled (see `merge_stage_outputs`).
     """
 
     scale_factor: float
@@ -61,9 +64,8 @@ def upsample_bilinear(
     An exact 2x resize (the 1/4 -> 1/2 and 1/2 -> input steps of HigherHRNet) runs separably:
     along each axis every output is a lerp of two neighbours with weight 1/4 or 3/4 (the first
     and last output repeat the edge input, as the clamped source index gives), written into the
-    even and odd output columns, then rows. On this CPU that is 6-7 ms against 11-21 ms for
-    `F.interpolate` (17 maps of 256 x 384 -> 512 x 768, 1 thread; 3.6-4.0 vs 9.8-12 ms with 2
-    threads). The values differ from `F.interpolate`'s by rounding only: lerp rounds
+    even and odd output columns, then rows: faster than `F.interpolate` on CPU (timings in
+    docs/benchmark_postprocess.md, "Design notes"). The values differ from `F.interpolate`'s by rounding only: lerp rounds
     a + w (b - a) where the kernel rounds w0 a + w1 b (~15 % of the pixels differ, by a few ulp
     of the maps' magnitude). Any other size goes to torch's bilinear kernel (F.interpolate's).
 
@@ -108,7 +110,7 @@ def _double_along(maps: torch.Tensor, dim: int, pool: BufferPool | None = None) 
 def merge_stage_outputs(
     outputs: Sequence[torch.Tensor],
     flip_outputs: Sequence[torch.Tensor] | None,
-    num_joints: int,
+    head: HeadLayout | int,
     flip_index: Sequence[int],
     scale_factor: float = 1.0,
     pool: BufferPool | None = None,
@@ -116,51 +118,37 @@ def merge_stage_outputs(
     """Heatmaps and tags of one scale from the raw network outputs.
 
     Args:
-        outputs: HigherHRNet outputs [(N, 2J, h/2, w/2) at 1/4 input, (N, J, h, w) at 1/2].
+        outputs: the network outputs, read through `head` (HigherHRNet: [(N, 2J, h/2, w/2) at
+            1/4 input, (N, J, h, w) at 1/2]).
         flip_outputs: the outputs for the input mirrored along width (still mirrored) or None.
-        num_joints: J.
+        head: the outputs' layout (heatmap blocks, tags of D values per joint); an int J
+            stands for HigherHRNet's layout (`HeadLayout.associative_embedding(J)`).
         flip_index: joint index after a mirror.
         scale_factor: the pass's scale (recorded).
         pool: the maps (and their large intermediates) come from it: valid until its frame
             ends (see `BufferPool`); None allocates them.
 
     Returns:
-        ScaleMaps at the last output's resolution.
+        ScaleMaps at the finest heatmap block's resolution.
     """
-    j = num_joints
-    n = outputs[0].shape[0]
-    size = tuple(outputs[-1].shape[-2:])
-    reorder = torch.as_tensor(list(flip_index), device=outputs[0].device)
+    if not isinstance(head, HeadLayout):
+        head = HeadLayout.associative_embedding(int(head))
+    j = head.num_joints
+    blocks = head.heatmaps
+    size = tuple(blocks[-1].take(outputs).shape[-2:])
+    device = outputs[0].device
+    reorder = torch.as_tensor(list(flip_index), device=device)
 
-    def flip_back(maps: torch.Tensor) -> torch.Tensor:
-        return torch.flip(maps.index_select(1, reorder), dims=[3])
+    def flip_back(maps: torch.Tensor, index: torch.Tensor = reorder) -> torch.Tensor:
+        return torch.flip(maps.index_select(1, index), dims=[3])
 
-    # Tags: channels J: 2J of output 0 (normal, then the flipped pass mirrored back), upsampled
-    # in channels-last memory: that kernel is ~2.4x faster here than the (N, C, h, w) one for
-    # these maps (34 channels 1/4 -> 1/2: 2.4 vs 5.7 ms, 1 thread), the parser reads any layout
-    # through strides, and its tile bounds run over contiguous channel vectors. The values
-    # differ from the (N, C, h, w) kernel's by at most 1 ulp; tags only enter rounded
-    # distances and thresholds. The heatmaps are upsampled by `upsample_bilinear`.
-    source = outputs[0]
-    num_passes = 1 if flip_outputs is None else 2
-    stacked = new_empty(
-        pool, (n, num_passes * j) + tuple(source.shape[-2:]), source, torch.channels_last
-    )
-    stacked[:, :j].copy_(source[:, j : 2 * j])
-    if flip_outputs is not None:
-        stacked[:, j:].copy_(flip_back(flip_outputs[0][:, j : 2 * j]))
-    tags = stacked
-    if tuple(stacked.shape[-2:]) != size:
-        tags = _bilinear_into(
-            stacked, new_empty(pool, stacked.shape[:2] + size, source, torch.channels_last)
-        )
-    tags = tags.reshape((n, num_passes, j) + size)  # a view
+    tags = _merged_tags(outputs, flip_outputs, head, flip_index, size, flip_back, pool)
 
     def to_last_size(maps: torch.Tensor) -> torch.Tensor:
         return maps if tuple(maps.shape[-2:]) == size else upsample_bilinear(maps, size, pool)
 
     if flip_outputs is None:
-        heatmaps = sum(to_last_size(out[:, :j]) for out in outputs) / len(outputs)
+        heatmaps = sum(to_last_size(b.take(outputs)) for b in blocks) / len(blocks)
         return ScaleMaps(scale_factor, heatmaps, tags)
     # Flip-back (mirror + joint reorder) and the sum of the two passes happen at each output's
     # own resolution, before upsampling: bilinear upsampling (align_corners=False) is linear and
@@ -171,13 +159,12 @@ def merge_stage_outputs(
     # upsampling and to the last-size sums inside the final add (alpha): one pass over the
     # last-size maps fewer than a sum and a division; for HigherHRNet (2 outputs, factor 1/4,
     # a power of two: scaling commutes with rounding) the same bits as (up(s0) + s1) / 4.
-    factor = 1.0 / (2 * len(outputs))
+    factor = 1.0 / (2 * len(blocks))
     total: torch.Tensor | None = None
     last_size_sums = []
-    for out, flipped in zip(outputs, flip_outputs):
-        both = torch.add(
-            out[:, :j], flip_back(flipped[:, :j]), out=new_empty(pool, out[:, :j].shape, out)
-        )
+    for block in blocks:
+        maps, flipped = block.take(outputs), block.take(flip_outputs)
+        both = torch.add(maps, flip_back(flipped), out=new_empty(pool, maps.shape, maps))
         if tuple(both.shape[-2:]) == size:
             last_size_sums.append(both)
             continue
@@ -188,6 +175,52 @@ def merge_stage_outputs(
         total = both.mul_(factor) if total is None else total.add_(both, alpha=factor)
     assert total is not None
     return ScaleMaps(scale_factor, total, tags)
+
+
+def _merged_tags(
+    outputs: Sequence[torch.Tensor],
+    flip_outputs: Sequence[torch.Tensor] | None,
+    head: HeadLayout,
+    flip_index: Sequence[int],
+    size: tuple[int, ...],
+    flip_back: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    pool: BufferPool | None,
+) -> torch.Tensor:
+    """(N, L, J, h, w) tags at `size`: L = passes x D values per joint (normal pass's D
+    values, then the mirrored pass's), the official concatenation order.
+
+    Upsampled in channels-last memory: that kernel is faster here than the (N, C, h, w) one
+    for these maps, the parser reads any layout through strides, and its tile bounds run over
+    contiguous channel vectors. The values differ from the (N, C, h, w) kernel's by at most
+    1 ulp; tags only enter rounded distances and thresholds.
+    """
+    assert head.tags is not None, "merge_stage_outputs needs a head with tags"
+    j, dim = head.num_joints, head.tag_dim
+    source = head.tags.take(outputs)
+    n = source.shape[0]
+    num_passes = 1 if flip_outputs is None else 2
+    channels = j * dim
+    stacked = new_empty(
+        pool, (n, num_passes * channels) + tuple(source.shape[-2:]), source, torch.channels_last
+    )
+    stacked[:, :channels].copy_(source)
+    if flip_outputs is not None:
+        # joint-major channels: channel j * D + d of the mirrored pass comes from flip_index[j]
+        index = torch.as_tensor(
+            [f * dim + d for f in flip_index for d in range(dim)], device=source.device
+        )
+        stacked[:, channels:].copy_(flip_back(head.tags.take(flip_outputs), index))
+    tags = stacked
+    if tuple(stacked.shape[-2:]) != size:
+        tags = _bilinear_into(
+            stacked, new_empty(pool, stacked.shape[:2] + size, source, torch.channels_last)
+        )
+    if dim == 1:
+        return tags.reshape((n, num_passes, j) + size)  # a view
+    # (N, passes, J, D, h, w) -> (N, passes x D, J, h, w) (a copy)
+    return tags.reshape((n, num_passes, j, dim) + size).transpose(2, 3).reshape(
+        (n, num_passes * dim, j) + size
+    )
 
 
 def aggregate_scales(

@@ -16,6 +16,7 @@ from typing import Literal
 from torch import nn
 
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14, KeypointSpec
+from pose_core.models.heads import Channels, HeadLayout
 from pose_core.models.higher_hrnet import (
     HIGHER_HRNET_LITE_W16,
     HigherHRNet,
@@ -40,6 +41,9 @@ __all__ = [
     "MODELS",
     "MODEL_NAMES",
     "ModelInfo",
+    "Channels",
+    "HeadLayout",
+    "DECODER_OF_FAMILY",
     "model_info",
     "build_model",
     "build_higher_hrnet",
@@ -55,6 +59,12 @@ __all__ = [
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
+# The decoder (`pose_core.codecs.build_decoder`) a family's outputs go through by default.
+DECODER_OF_FAMILY: dict[str, str] = {
+    "higherhrnet": "associative_embedding",
+    "hrnet": "top_down_heatmap",
+}
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -68,6 +78,9 @@ class ModelInfo:
         width: HRNet width C (channels of the highest-resolution branch).
         factory: builds the network for `keypoints` (random init).
         mean / std: RGB normalisation on the [0, 1] scale.
+        decoder: the decoder its outputs go through (`pose_core.codecs.DECODERS`); default:
+            the family's (`DECODER_OF_FAMILY`).
+        head: what its outputs hold (`HeadLayout`); default: the family's layout.
     """
 
     name: str
@@ -78,6 +91,23 @@ class ModelInfo:
     factory: Callable[[KeypointSpec], nn.Module] = field(repr=False, compare=False)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    decoder: str = ""
+    head: HeadLayout | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.decoder:
+            object.__setattr__(self, "decoder", DECODER_OF_FAMILY[self.family])
+        if self.head is None:
+            j = self.keypoints.num_keypoints
+            head = (HeadLayout.associative_embedding(j) if self.family == "higherhrnet"
+                    else HeadLayout.heatmaps_only(j))
+            object.__setattr__(self, "head", head)
+
+    @property
+    def head_layout(self) -> HeadLayout:
+        """`head`, typed as set (never None after construction)."""
+        assert self.head is not None
+        return self.head
 
     @property
     def num_joints(self) -> int:

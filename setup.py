@@ -22,7 +22,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "pose-synth=pose_core.data.synthetic_cli:main",
+            "pose-synth=pose_core.data.synthetic.cli:main",
             "pose-eval=pose_core.evaluation.cli:main",
             "pose-train=pose_core.engine.cli:main",
             "pose-infer=pose_core.inference.cli:main",

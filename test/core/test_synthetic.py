@@ -17,7 +17,6 @@ from pycocotools.cocoeval import COCOeval
 from xtcocotools import coco as xtcoco
 from xtcocotools import cocoeval as xtcocoeval
 
-from pose_core.data import synthetic_cli
 from pose_core.data.synthetic import (
     MAX_PEOPLE_LIMIT,
     SyntheticSceneConfig,
@@ -34,6 +33,7 @@ from pose_core.data.synthetic import (
     write_dataset,
     write_video_dataset,
 )
+from pose_core.data.synthetic import cli as synthetic_cli
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 
 T = TypeVar("T")

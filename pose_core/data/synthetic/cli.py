@@ -17,17 +17,19 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from pose_core.data.synthetic import (
+from pose_core.data.synthetic.config import (
     DIFFICULTY_LEVELS,
     MAX_PEOPLE_LIMIT,
     SyntheticSceneConfig,
     difficulty_config,
+)
+from pose_core.data.synthetic.writers import (
     write_crop_dataset,
     write_dataset,
     write_video_dataset,
 )
 
-__all__ = ["build_parser", "validate_args", "scene_config", "main"]
+__all__ = ["build_parser", "main", "scene_config", "validate_args"]
 
 
 def build_parser() -> argparse.ArgumentParser:

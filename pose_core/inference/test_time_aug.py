@@ -122,7 +122,8 @@ def merge_stage_outputs(
             1/4 input, (N, J, h, w) at 1/2]).
         flip_outputs: the outputs for the input mirrored along width (still mirrored) or None.
         head: the outputs' layout (heatmap blocks, tags of D values per joint); an int J
-            stands for HigherHRNet's layout (`HeadLayout.associative_embedding(J)`).
+            stands for HigherHRNet's layout over the given outputs
+            (`HeadLayout.associative_embedding(J, len(outputs))`).
         flip_index: joint index after a mirror.
         scale_factor: the pass's scale (recorded).
         pool: the maps (and their large intermediates) come from it: valid until its frame
@@ -132,7 +133,7 @@ def merge_stage_outputs(
         ScaleMaps at the finest heatmap block's resolution.
     """
     if not isinstance(head, HeadLayout):
-        head = HeadLayout.associative_embedding(int(head))
+        head = HeadLayout.associative_embedding(int(head), len(outputs))
     j = head.num_joints
     blocks = head.heatmaps
     size = tuple(blocks[-1].take(outputs).shape[-2:])

@@ -1,6 +1,8 @@
 """Affine geometry between image pixels, network input pixels and heatmap pixels.
 
-Conventions (reference-spec d.2, d.5, d.6, e.3):
+Conventions (HigherHRNet / HRNet `lib/utils/transforms.py::get_affine_transform`,
+`lib/core/inference.py::get_final_preds`; HigherHRNet `lib/utils/transforms.py::
+get_multi_scale_size`; DarkPose `lib/utils/transforms.py`):
 - centre (cx, cy) in image pixels, scale (sx, sy) in units of 200 px (`PIXEL_STD`).
 - HRNet / HigherHRNet `get_affine_transform` is **centre-aligned**: the centre goes to
   (W/2, H/2) of the output with the factor W / (200 sx).
@@ -153,7 +155,7 @@ def _ceil64(value: float) -> float:
 def multi_scale_size(
     image_wh: Sequence[int], input_size: int, current_scale: float, min_scale: float
 ) -> tuple[tuple[int, int], tuple[int, int], tuple[float, float]]:
-    """HigherHRNet `get_multi_scale_size` (spec d.2): network input size, centre and scale.
+    """HigherHRNet `lib/utils/transforms.py::get_multi_scale_size`: network input size, centre and scale.
 
     The short side goes to int(ceil64(min_scale * input_size)) * current / min_scale; the long
     side keeps the aspect and is rounded up to a multiple of 64 (then zero-padded by the warp).

@@ -2,7 +2,7 @@
 
 - `dark_decode`: distribution-aware decoding of DarkPose (Zhang et al., "Distribution-Aware
   Coordinate Representation for Human Pose Estimation", CVPR 2020; official
-  `lib/core/inference.py::get_final_preds`, reference-spec e.1): integer argmax of the original
+  `lib/core/inference.py::get_final_preds` / `taylor` / `gaussian_blur`): integer argmax of the original
   map; modulation by a K x K Gaussian blur (sigma = 0.3 ((K-1)/2 - 1) + 0.8, OpenCV's rule for
   sigma 0) of the zero-padded map in float64, rescaled to the original maximum; log; one Newton
   (second-order Taylor) step at the argmax when 1 < px < W-2 and 1 < py < H-2 (strict), with

@@ -1,6 +1,7 @@
 """Optimiser and learning-rate schedule builders (official HigherHRNet / HRNet recipe).
 
-Official recipe (reference spec c.6): Adam, lr 1e-3, no weight decay (the yaml lists one but
+Official recipe (HigherHRNet `lib/utils/utils.py::get_optimizer` and `tools/dist_train.py`,
+the `experiments/*.yaml` TRAIN section): Adam, lr 1e-3, no weight decay (the yaml lists one but
 the code never passes it to Adam), MultiStepLR with milestones [200, 260] and gamma 0.1 stepped
 per epoch. An optional linear warm-up over the first iterations is added on top.
 

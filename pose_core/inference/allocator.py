@@ -8,13 +8,10 @@ the kernel above its trim threshold, so an image can page-fault its buffers in a
 Raising both thresholds keeps the freed memory in the process heap, which is what PyTorch's CPU
 tuning guide gets from jemalloc or tcmalloc; the price is that the process keeps its peak heap.
 
-Measured on this 2-vCPU machine (docs/benchmark_postprocess.md): the post-network path called
-back to back went from 100-109 ms to 76-79 ms median (1 thread, 0 faults per call after the
-setting). Interleaved with other work (the benchmark's loop reference) and in the ROS node
-(256-pixel lite model, camera in the same process) no gain could be shown: the node's frame
-rate was lower with the setting in three back-to-back pairs of 20-s runs (3.9 / 5.2 / 2.75 fps
-against 5.0 / 6.1 / 3.5), within this machine's run-to-run spread. So nothing in the library
-calls it: a process that runs many large images back to back (offline evaluation) can.
+It shortens back-to-back calls of the post-network path but showed no gain when interleaved
+with other work or in the ROS node (measurements: docs/benchmark_postprocess.md, "Design
+notes"), so nothing in the library calls it: a process that runs many large images back to back
+(offline evaluation) can.
 `PoseEstimator` avoids most of these faults without a process-wide setting: it keeps its large
 maps in a `pose_core.inference.buffers.BufferPool` from image to image.
 Environment equivalent: `MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=1073741824`.

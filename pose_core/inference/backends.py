@@ -32,8 +32,8 @@ class TorchBackend:
         device: torch device.
         fp16: run in float16 (CUDA only); outputs are returned as float32.
         channels_last: NHWC memory layout for the convolutions (None = on the CPU, where oneDNN
-            runs HRNet about 20% faster that way: 0.51 s against 0.62-0.69 s median for
-            W32-512, `training/benchmark_forward.py --channels-last`). Outputs are contiguous.
+            runs HRNet faster that way: docs/models.md, "CPU forward time"). Outputs are
+            contiguous.
     """
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu", fp16: bool = False,
@@ -47,7 +47,7 @@ class TorchBackend:
         self.model = model.eval().to(self.device, self.dtype, memory_format=self.memory_format)
         if self.device.type == "cpu":
             # Untrained or badly scaled weights drive activations into float denormals, which
-            # x86 CPUs process 10-100x slower (a random-weight lite model stalled for seconds);
+            # x86 CPUs process far slower (a random-weight lite model stalled for seconds);
             # flushing them to zero changes nothing a heatmap can show. Process-wide setting.
             torch.set_flush_denormal(True)
 

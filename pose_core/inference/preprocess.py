@@ -1,10 +1,10 @@
 """Image checks and network inputs, as the official test paths build them.
 
-- Bottom-up (HigherHRNet `resize_align_multi_scale`, spec d.2): the short side goes to the
+- Bottom-up (HigherHRNet `lib/utils/transforms.py::resize_align_multi_scale`): the short side goes to the
   input size times the scale, the long side keeps the aspect and is zero-padded up to a multiple
   of 64; `cv2.warpAffine` with default flags (bilinear, black border); then /255 and the model's
   RGB mean/std (torchvision ToTensor + Normalize order).
-- Top-down (HRNet, spec d.6): box -> centre/scale at the input aspect, x1.25; the crop is the
+- Top-down (HRNet `lib/dataset/coco.py::_box2cs`, `lib/dataset/JointsDataset.py`): box -> centre/scale at the input aspect, x1.25; the crop is the
   same warp with the centre-aligned (HRNet) or corner-aligned (DarkPose) affine.
 
 Images enter as BGR uint8 (H, W, 3) (OpenCV order) and are converted to RGB here. Outputs are

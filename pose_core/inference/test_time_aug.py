@@ -190,8 +190,8 @@ def _merged_tags(
     """(N, L, J, h, w) tags at `size`: L = passes x D values per joint (normal pass's D
     values, then the mirrored pass's), the official concatenation order.
 
-    Upsampled in channels-last memory: that kernel is faster here than the (N, C, h, w) one
-    for these maps, the parser reads any layout through strides, and its tile bounds run over
+    Upsampled in channels-last memory: that kernel is faster on CPU than the (N, C, h, w) one
+    for these maps (docs/benchmark_postprocess.md, "Design notes"), the parser reads any layout through strides, and its tile bounds run over
     contiguous channel vectors. The values differ from the (N, C, h, w) kernel's by at most
     1 ulp; tags only enter rounded distances and thresholds.
     """

@@ -7,7 +7,8 @@ pickled code) -> `unwrap_state_dict` (raw mapping, or `state_dict` / `best_state
 `head.` -> official names) -> fp16 widened to fp32 -> `load_strict`, which raises a
 `CheckpointError` naming the missing, unexpected and wrongly-shaped keys.
 
-Official facts (reference-spec §b): released 512 models are plain fp32 state_dicts; the official
+Official facts (HigherHRNet `tools/dist_train.py` / `lib/utils/utils.py::save_checkpoint`,
+`tools/valid.py`): released 512 models are plain fp32 state_dicts; the official
 training `checkpoint.pth.tar` is a dict whose `state_dict` is `module.`-prefixed and whose `model`
 is a string; the `*_640` configs save through the fp16 wrapper (`1.` prefix, non-BN tensors in
 float16). `num_batches_tracked` buffers are optional.

@@ -45,7 +45,7 @@ def test_preprocess_matches_official_input(pipeline: dict[str, np.ndarray]) -> N
 
 
 def test_multi_scale_size_rules() -> None:
-    # 429 x 640 landscape: short side to 512 * s / m, long side ceil64 (spec d.2)
+    # 429 x 640 landscape: short side to 512 * s / m, long side ceil64 (`get_multi_scale_size`)
     assert multi_scale_size((640, 429), 512, 1.0, 1.0)[0] == (768, 512)
     size, center, scale = multi_scale_size((640, 429), 512, 2.0, 0.5)
     assert size == (1536, 1024) and center == (320, 215)
@@ -86,7 +86,7 @@ def test_back_projection_of_synthetic_fixture(parity_dir: Path) -> None:
 
 
 def _official_style_aggregate(passes, base_wh, flip_index):
-    """Plain transcription of spec d.3 (projection of each map, tags only from scale 1.0)."""
+    """Plain transcription of HigherHRNet `aggregate_results` (projection of each map, tags only from scale 1.0)."""
     width, height = base_wh
     final = None
     tag_list = []

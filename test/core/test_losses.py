@@ -1,6 +1,6 @@
 """Losses against the official values (parity fixture) and against a plain per-person loop.
 
-Fixture: /work/shared/reference/parity/targets_higherhrnet_w32_512_coco.{npz,json}.
+Fixture: `parity_dir` / targets_higherhrnet_w32_512_coco.{npz,json}.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import torch
 
 from pose_core.losses import BottomUpLoss, JointsMSELoss, ae_loss, joints_mse, masked_heatmap_mse
 
-PARITY = pathlib.Path("/work/shared/reference/parity/targets_higherhrnet_w32_512_coco")
+PARITY = "targets_higherhrnet_w32_512_coco"  # .npz and .json in parity_dir
 RTOL = 1e-5  # float32 reductions in a different order than the official loops
 
 
 @pytest.fixture(scope="module")
-def ref() -> tuple[dict[str, torch.Tensor], dict]:
-    with np.load(PARITY.with_suffix(".npz")) as data:
+def ref(parity_dir: pathlib.Path) -> tuple[dict[str, torch.Tensor], dict]:
+    with np.load(parity_dir / f"{PARITY}.npz") as data:
         arrays = {key: torch.from_numpy(data[key]) for key in data.files}
-    losses = json.loads(PARITY.with_suffix(".json").read_text())["losses"]
+    losses = json.loads((parity_dir / f"{PARITY}.json").read_text())["losses"]
     return arrays, losses
 
 
@@ -53,7 +53,7 @@ def test_ae_max_variant_equals_official(ref: tuple[dict[str, torch.Tensor], dict
 
 
 def _loop_ae(tags: torch.Tensor, joints: np.ndarray, loss_type: str) -> tuple:
-    """Plain per-person reference written from the description in reference-spec c.5."""
+    """Plain per-person reference written from HigherHRNet `lib/core/loss.py::AELoss.singleTagLoss`."""
     refs, pull = [], tags.new_zeros(())
     for person in joints:
         values = [tags[int(i)] for i, flag in person if flag > 0]

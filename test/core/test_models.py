@@ -41,7 +41,7 @@ REQUIRED_NAMES = (
     "higherhrnet_lite_w16_256_coco",
 )
 
-# reference-spec §a.5: exact official parameter counts and "true MACs" (x 1e9).
+# ../shared/reference (official model zoo tables): exact official parameter counts and "true MACs" (x 1e9).
 REFERENCE_COUNTS = {
     "higherhrnet_w32_512_coco": (28_645_331, 46.203),
     "higherhrnet_w32_640_coco": (28_645_331, 72.19),

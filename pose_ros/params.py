@@ -6,7 +6,9 @@ Every parameter is declared by `declare_node_parameters` with a `ParameterDescri
 others may be changed at run time; `validate_parameter_update` is installed as the node's
 on-set-parameters callback, so an invalid value is refused at set time with a reason.
 
-Defaults are also the values of `config/pose_node.yaml`.
+Defaults are also the values of `config/pose_node.yaml`; those of the grouping options
+(detection_threshold, tag_threshold, max_people) come from `pose_core.grouping.GroupingParams`,
+and `NodeParams.grouping_params()` gives the record the estimator is built with.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from pose_core.default_model import DEFAULT_MODEL
+from pose_core.grouping import GroupingParams
+from pose_core.grouping.options import GROUPING_DEFAULTS, grouping_params_from
 
 __all__ = [
     "NodeParams",
@@ -59,9 +63,9 @@ class NodeParams:
     fp16: bool = False
     flip_test: bool = False
     scales: tuple[float, ...] = (1.0,)
-    detection_threshold: float = 0.1
-    tag_threshold: float = 1.0
-    max_people: int = 30
+    detection_threshold: float = GROUPING_DEFAULTS.detection_threshold
+    tag_threshold: float = GROUPING_DEFAULTS.tag_threshold
+    max_people: int = GROUPING_DEFAULTS.max_people
     person_min_score: float = 0.1
     max_input_size: int = 0
     compressed: bool = False
@@ -124,6 +128,10 @@ class NodeParams:
         if unknown:
             raise ValueError(f"unknown parameters: {', '.join(unknown)}")
         return cls(**{name: values[name] for name in names if name in values})
+
+    def grouping_params(self) -> GroupingParams:
+        """The grouping options as one record (fields without a parameter at their defaults)."""
+        return grouping_params_from(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (lists for arrays), as a YAML file or a launch override holds them."""

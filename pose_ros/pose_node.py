@@ -91,13 +91,11 @@ def build_estimator(params: NodeParams) -> Estimator:
 
     `checkpoint == ''` means the shipped weights of `pose_core.DEFAULT_MODEL`.
     """
+    from dataclasses import asdict
+
     from pose_core import PoseEstimator
 
-    options: dict[str, Any] = {
-        "detection_threshold": params.detection_threshold,
-        "tag_threshold": params.tag_threshold,
-        "max_people": params.max_people,
-    }
+    options: dict[str, Any] = asdict(params.grouping_params())
     return PoseEstimator(
         params.model,
         checkpoint=params.checkpoint or None,

@@ -25,7 +25,6 @@ pixels; `scale` (2,) in 200-px units; sample `image` (3, H, W) normalised RGB cr
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,7 +42,8 @@ from pose_core.data.bottom_up_dataset import (
     normalize_image,
     read_image_rgb,
 )
-from pose_core.data.coco import AnnotationError, ImageRecord
+from pose_core.data.coco import ImageRecord
+from pose_core.data.detections import read_detections
 from pose_core.geometry import affine_matrix
 from pose_core.keypoint_specs import KeypointSpec
 
@@ -153,44 +153,36 @@ def instances_from_detections(
 ) -> list[PersonInstance]:
     """Crops from a detection-results JSON (list of {image_id, category_id, bbox, score}).
 
+    Read by `pose_core.data.detections.read_detections` with this function's rule: category 1
+    (the field is required), score >= `min_score`, a kept detection of an image absent from
+    `records` is an error. Instances come grouped by image (images in order of first appearance
+    in the file, file order within an image; the official files are already grouped this way).
+
     Raises:
+        FileNotFoundError: `detections_json` is not a file.
         AnnotationError: a malformed entry or an image id absent from `records` (names the file,
             the entry and the field).
     """
-    path = pathlib.Path(detections_json)
-    if not path.is_file():
-        raise FileNotFoundError(f"detection results file not found: {path}")
-    entries = json.loads(path.read_text())
-    if not isinstance(entries, list):
-        raise AnnotationError(f"{path}: expected a JSON list of detections")
     by_id = {r.image_id: r for r in records}
+    detections = read_detections(
+        detections_json, image_ids=by_id, min_score=min_score, unknown_images="error"
+    )
     instances = []
-    for index, det in enumerate(entries):
-        for field in ("image_id", "category_id", "bbox", "score"):
-            if not isinstance(det, dict) or field not in det:
-                raise AnnotationError(f"{path}: [{index}]: missing field '{field}'")
-        if det["category_id"] != 1 or det["score"] < min_score:
-            continue
-        if det["image_id"] not in by_id:
-            raise AnnotationError(
-                f"{path}: [{index}].image_id: {det['image_id']} is not in the annotations"
+    for image_id, boxes in detections.items():
+        for x, y, w, h, score in boxes.tolist():
+            center, scale = box_to_center_scale((x, y, w, h), aspect_ratio, padding)
+            instances.append(
+                PersonInstance(
+                    image_id=image_id,
+                    path=by_id[image_id].path,
+                    center=center,
+                    scale=scale,
+                    joints=np.zeros((num_joints, 3), dtype=np.float32),
+                    joints_vis=np.ones((num_joints,), dtype=np.float32),
+                    score=score,
+                    area=w * h,
+                )
             )
-        bbox = det["bbox"]
-        if not isinstance(bbox, list) or len(bbox) != 4:
-            raise AnnotationError(f"{path}: [{index}].bbox: expected [x, y, w, h], got {bbox}")
-        center, scale = box_to_center_scale(bbox, aspect_ratio, padding)
-        instances.append(
-            PersonInstance(
-                image_id=det["image_id"],
-                path=by_id[det["image_id"]].path,
-                center=center,
-                scale=scale,
-                joints=np.zeros((num_joints, 3), dtype=np.float32),
-                joints_vis=np.ones((num_joints,), dtype=np.float32),
-                score=float(det["score"]),
-                area=float(bbox[2]) * float(bbox[3]),
-            )
-        )
     return instances
 
 

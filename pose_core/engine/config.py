@@ -21,6 +21,9 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
+from pose_core.grouping import GroupingParams
+from pose_core.grouping.options import GROUPING_DEFAULTS, grouping_params_from
+
 __all__ = [
     "ConfigError",
     "ModelConfig",
@@ -162,17 +165,22 @@ class ValidationConfig:
             unless 0).
         metric: key of the evaluator's result used for best-model tracking.
         flip_test: evaluate with horizontal flip test.
-        detection_threshold / tag_threshold / max_people / adjust / refine: grouping options.
+        detection_threshold / tag_threshold / max_people / adjust / refine: the `GroupingParams`
+            fields of the same names (same defaults); `grouping_params()` gives the record.
     """
 
     every_epochs: int = 10
     metric: str = "AP"
     flip_test: bool = True
-    detection_threshold: float = 0.1
-    tag_threshold: float = 1.0
-    max_people: int = 30
-    adjust: bool = True
-    refine: bool = True
+    detection_threshold: float = GROUPING_DEFAULTS.detection_threshold
+    tag_threshold: float = GROUPING_DEFAULTS.tag_threshold
+    max_people: int = GROUPING_DEFAULTS.max_people
+    adjust: bool = GROUPING_DEFAULTS.adjust
+    refine: bool = GROUPING_DEFAULTS.refine
+
+    def grouping_params(self) -> GroupingParams:
+        """The grouping options as one record (the other fields at their defaults)."""
+        return grouping_params_from(self)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ Exports: `KeypointEvaluator`, `evaluate_keypoint_results`, `poses_to_coco_result
 
 from __future__ import annotations
 
-from pose_core.evaluation.coco_evaluator import KeypointEvaluator, evaluate_keypoint_results
-from pose_core.evaluation.results import (
+from pose_core.data.coco_results import (
     load_results_json,
     poses_to_coco_results,
     write_results_json,
 )
+from pose_core.evaluation.coco_evaluator import KeypointEvaluator, evaluate_keypoint_results
 
 __all__ = [
     "KeypointEvaluator",

@@ -14,6 +14,7 @@ the metrics as a JSON object of numbers (-1 where no ground truth is in range).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
@@ -22,17 +23,20 @@ from typing import Any
 
 import numpy as np
 
+from pose_core.data.coco_results import load_results_json, write_results_json
+from pose_core.data.detections import read_detections
 from pose_core.evaluation.coco_evaluator import (
     EVAL_DATASETS,
     KeypointEvaluator,
     evaluate_keypoint_results,
 )
-from pose_core.evaluation.results import load_results_json, write_results_json
 
 __all__ = ["build_parser", "format_table", "main", "run_model_on_images"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pose_core.grouping.options import add_grouping_arguments
+
     parser = argparse.ArgumentParser(
         prog="pose-eval", description="COCO / CrowdPose keypoint evaluation (official tools)."
     )
@@ -53,8 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-down-decoder", choices=("quarter", "dark"),
                         help="top-down decoding: HRNet quarter offset (default) or DARK")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
-    parser.add_argument("--detection-threshold", type=float,
-                        help="bottom-up grouping detection threshold (model default otherwise)")
+    add_grouping_arguments(parser)  # used with --images
     parser.add_argument("--save-results", type=pathlib.Path,
                         help="write the predicted records here (with --images)")
     parser.add_argument("--json", type=pathlib.Path, help="write the metrics as JSON here")
@@ -75,21 +78,6 @@ def format_table(metrics: dict[str, float], title: str = "") -> str:
         text = "-1" if value == -1 else f"{value:.3f}"
         lines.append(f"{name:<{width}}  {text:>6}")
     return "\n".join(lines)
-
-
-def _detections_by_image(path: pathlib.Path, min_score: float) -> dict[int, np.ndarray]:
-    """Detection JSON -> image id -> (N, 5) float32 x, y, w, h, score (category 1)."""
-    entries = json.loads(path.read_text())
-    if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a JSON list of detections")
-    boxes: dict[int, list[list[float]]] = {}
-    for index, det in enumerate(entries):
-        for field in ("image_id", "category_id", "bbox", "score"):
-            if not isinstance(det, dict) or field not in det:
-                raise ValueError(f"{path}: [{index}]: missing field '{field}'")
-        if det["category_id"] == 1 and det["score"] >= min_score:
-            boxes.setdefault(int(det["image_id"]), []).append([*det["bbox"], det["score"]])
-    return {k: np.asarray(v, dtype=np.float32).reshape(-1, 5) for k, v in boxes.items()}
 
 
 def run_model_on_images(
@@ -113,9 +101,13 @@ def run_model_on_images(
     from pose_core.inference import PoseEstimator
 
     content = json.loads(evaluator.gt_json.read_text())
+    boxes = None
+    if detections:
+        # category 1 (field required), score >= min_det_score, every image id kept
+        found = read_detections(detections, min_score=min_det_score)
+        boxes = {key: value.astype(np.float32) for key, value in found.items()}
     weights = None if checkpoint is None else str(checkpoint)
     estimator: Any = PoseEstimator(model, checkpoint=weights, device=device, **estimator_options)
-    boxes = _detections_by_image(detections, min_det_score) if detections else None
     count = 0
     for image in content["images"]:
         path = image_dir / image["file_name"]
@@ -152,11 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             title = f"{args.dataset} keypoints: {args.results}"
         else:
             evaluator = KeypointEvaluator(args.annotations, args.dataset, verbose=args.verbose)
-            options: dict[str, Any] = {"flip_test": not args.no_flip}
+            from pose_core.grouping.options import grouping_params_from_args
+
+            options: dict[str, Any] = {
+                "flip_test": not args.no_flip,
+                **dataclasses.asdict(grouping_params_from_args(args)),
+            }
             if args.top_down_decoder:
                 options["top_down_decoder"] = args.top_down_decoder
-            if args.detection_threshold is not None:
-                options["detection_threshold"] = args.detection_threshold
             count = run_model_on_images(
                 evaluator, args.images, args.model, args.checkpoint, args.detections,
                 args.min_det_score, args.device, **options,

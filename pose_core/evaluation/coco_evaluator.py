@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pose_core.evaluation.results import load_results_json, poses_to_coco_results
+from pose_core.data.coco_results import load_results_json, poses_to_coco_results
 from pose_core.keypoint_specs import CROWDPOSE_14
 from pose_core.structures import Poses
 

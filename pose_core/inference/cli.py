@@ -1,6 +1,6 @@
 """`pose-infer`: run a `PoseEstimator` on an image or a folder of images.
 
-Writes a COCO-format keypoint results JSON (`pose_core.evaluation.results` records: image_id,
+Writes a COCO-format keypoint results JSON (`pose_core.data.coco_results` records: image_id,
 category_id 1, keypoints as J x (x, y, value) in image pixels, score, bbox around all keypoints
 as the official bottom-up evaluation does) and, optionally, annotated images (skeletons drawn with
 OpenCV).
@@ -13,8 +13,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import cv2
 
-from pose_core.evaluation.results import poses_to_coco_results
+from pose_core.data.coco_results import poses_to_coco_results, write_results_json
 
 __all__ = ["main", "image_id_from_name"]
 
@@ -45,6 +44,7 @@ def _list_images(source: Path) -> list[Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     from pose_core.default_model import DEFAULT_MODEL
+    from pose_core.grouping.options import add_grouping_arguments
 
     parser = argparse.ArgumentParser(
         prog="pose-infer", description="Multi-person pose estimation on images (COCO results)."
@@ -61,10 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--input-size", type=int, default=None)
-    parser.add_argument("--detection-threshold", type=float, default=0.1)
-    parser.add_argument("--tag-threshold", type=float, default=1.0)
-    parser.add_argument("--max-people", type=int, default=30)
-    parser.add_argument("--no-refine", action="store_true")
+    add_grouping_arguments(parser)
     parser.add_argument("--min-draw-score", type=float, default=0.05,
                         help="joints at or below this value are not drawn")
     return parser
@@ -72,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pose_core.grouping.options import grouping_params_from_args
     from pose_core.inference.estimator import PoseEstimator
 
     try:
@@ -89,10 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flip_test=not args.no_flip,
         scales=tuple(args.scales),
         input_size=args.input_size,
-        detection_threshold=args.detection_threshold,
-        tag_threshold=args.tag_threshold,
-        max_people=args.max_people,
-        refine=not args.no_refine,
+        **dataclasses.asdict(grouping_params_from_args(args)),
     )
     if args.draw_dir is not None:
         args.draw_dir.mkdir(parents=True, exist_ok=True)
@@ -121,10 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             drawn = draw_poses(image, poses, estimator.keypoint_spec,
                                min_score=args.min_draw_score)
             cv2.imwrite(str(args.draw_dir / f"{path.stem}.jpg"), drawn)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-    tmp.write_text(json.dumps(records), encoding="utf-8")
-    os.replace(tmp, args.out)
+    write_results_json(args.out, records)
     print(f"wrote {len(records)} results for {len(images) - failures} images to {args.out}")
     return 0 if failures < len(images) else 1
 

@@ -61,3 +61,64 @@ print('ok', len(sys.modules))
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("ok")
+
+
+# ---- inside pose_core: inference never depends on evaluation --------------------------------
+# One direction only: `pose_core.evaluation` (pose-eval runs a model) may import
+# `pose_core.inference`; `pose_core.inference` must not import `pose_core.evaluation` (shared
+# pieces such as the COCO result records live in `pose_core.data`).
+
+
+def _module_name(path: Path, package_dir: Path) -> str:
+    parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Every module an import statement of `source` (anywhere, function bodies included)
+    names, relative imports resolved against `module`; `from a import b` gives a and a.b."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                parent = ".".join(base + ([node.module] if node.module else []))
+            else:
+                parent = node.module or ""
+            found.add(parent)
+            found.update(f"{parent}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_imported_modules_sees_every_import_form() -> None:
+    source = (
+        "import pose_core.evaluation.cli\n"
+        "from pose_core import evaluation\n"
+        "def f():\n"
+        "    from ..evaluation.coco_evaluator import KeypointEvaluator\n"
+        "from . import estimator\n"
+    )
+    found = _imported_modules(source, "pose_core.inference.cli")
+    assert {"pose_core.evaluation.cli", "pose_core.evaluation",
+            "pose_core.evaluation.coco_evaluator", "pose_core.inference.estimator"} <= found
+    package = _imported_modules("from .estimator import PoseEstimator\n", "pose_core.inference",
+                                is_package=True)
+    assert "pose_core.inference.estimator" in package
+
+
+def test_inference_does_not_import_evaluation() -> None:
+    package_dir = Path(pose_core.__file__).parent
+    offenders = []
+    for path in sorted((package_dir / "inference").rglob("*.py")):
+        module = _module_name(path, package_dir)
+        imported = _imported_modules(path.read_text(), module, path.name == "__init__.py")
+        offenders += [f"{module}: {name}" for name in sorted(imported)
+                      if _in_package(name, "pose_core.evaluation")]
+    assert offenders == [], "pose_core.inference must not import pose_core.evaluation"

@@ -122,3 +122,25 @@ def test_cuda_index_and_file_checkpoint_are_valid(tmp_path: Path) -> None:
     assert params.device == "cuda:1" and params.to_dict()["scales"] == [1.0]
     with pytest.raises(ValueError, match="unknown parameters: colour"):
         NodeParams.from_mapping({"colour": 1})
+
+
+def test_grouping_parameters_build_the_grouping_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defaults come from `GroupingParams`; `build_estimator` passes the record as keywords."""
+    import pose_core
+    from pose_core.grouping import GroupingParams
+    from pose_ros.pose_node import build_estimator
+
+    assert NodeParams().grouping_params() == GroupingParams()
+    params = NodeParams(detection_threshold=0.3, tag_threshold=2.0, max_people=4, device="cpu")
+    expected = GroupingParams(detection_threshold=0.3, tag_threshold=2.0, max_people=4)
+    assert params.grouping_params() == expected
+    calls: list[dict] = []
+
+    def fake_estimator(name: str, **kwargs: object) -> str:
+        calls.append(kwargs)
+        return "estimator"
+
+    monkeypatch.setattr(pose_core, "PoseEstimator", fake_estimator, raising=False)
+    assert build_estimator(params) == "estimator"
+    grouping = {k: v for k, v in calls[0].items() if k in GroupingParams.__dataclass_fields__}
+    assert GroupingParams(**grouping) == expected

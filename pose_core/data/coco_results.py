@@ -8,6 +8,10 @@ are included wherever they lie, as in the official code). pycocotools recomputes
 of keypoint results itself, so the bbox is informative only.
 
 Frames: keypoints in original-image pixels.
+
+Lives in `pose_core.data` (beside the COCO annotation and detection readers) so that both
+`pose_core.inference` (`pose-infer` writes records) and `pose_core.evaluation` (scores them) use
+it without importing each other.
 """
 
 from __future__ import annotations

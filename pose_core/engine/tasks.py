@@ -70,6 +70,8 @@ def build_validation_estimator(
 ) -> Any:
     """A `PoseEstimator` running `model` (eval mode) with the validation test options: the
     same preprocessing, flip test, aggregation and `group_bottom_up` as real models."""
+    import dataclasses
+
     from pose_core.inference import PoseEstimator
     from pose_core.inference.backends import TorchBackend
 
@@ -77,11 +79,7 @@ def build_validation_estimator(
         name,
         backend=TorchBackend(model, device),
         flip_test=options.flip_test,
-        detection_threshold=options.detection_threshold,
-        tag_threshold=options.tag_threshold,
-        max_people=options.max_people,
-        adjust=options.adjust,
-        refine=options.refine,
+        **dataclasses.asdict(options.grouping_params()),
     )
 
 
@@ -221,11 +219,9 @@ class BottomUpTask(_CocoTask):
         if self._loss is None:
             from pose_core.losses import BottomUpLoss
 
-            with_ae = tuple(i == 0 for i in range(len(self.loss_config.heatmap_factors)))
             self._loss = BottomUpLoss(
-                self.spec.num_keypoints,
+                self.info.head_layout,
                 heatmap_factors=self.loss_config.heatmap_factors,
-                with_ae=with_ae,
                 push_factor=self.loss_config.push_factor,
                 pull_factor=self.loss_config.pull_factor,
                 ae_loss_type=self.loss_config.ae_loss_type,
@@ -317,15 +313,18 @@ class TopDownTask(_CocoTask):
                     if ann.area > 0 and not ann.iscrowd:
                         boxes[int(record.image_id)].append([*map(float, ann.bbox), 1.0])
             return boxes
-        import json
+        from pose_core.data.detections import read_detections
 
         path = _resolve(self.data.person_boxes)
         if not path.is_file():
             raise FileNotFoundError(f"data.person_boxes: detection results not found: {path}")
-        for det in json.loads(path.read_text()):
-            if det.get("category_id", 1) == 1 and int(det["image_id"]) in boxes:
-                boxes[int(det["image_id"])].append([*map(float, det["bbox"]),
-                                                    float(det["score"])])
+        # this task's rule: a record without category_id is a person, no score threshold,
+        # detections of images outside the validation records skipped
+        found = read_detections(
+            path, image_ids=boxes, min_score=None, default_category_id=1, unknown_images="skip"
+        )
+        for image_id, rows in found.items():
+            boxes[image_id] = rows.tolist()
         return boxes
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:

@@ -161,6 +161,25 @@ def load_coco_keypoints(
     if dataset not in DATASET_KINDS:
         raise ValueError(f"dataset must be one of {DATASET_KINDS}, got {dataset!r}")
     json_path = pathlib.Path(json_path)
+    content = _read_keypoint_file(json_path, spec, category_id)
+    images, order = _image_entries(content, json_path)
+    people = _people_by_image(content, order, json_path, spec, category_id)
+    if image_dir is None:
+        first = images[order[0]]["file_name"] if order else ""
+        folder = find_image_dir(json_path, first)
+    else:
+        folder = pathlib.Path(image_dir)
+    return [
+        _image_record(images[image_id], people[image_id], folder, json_path, dataset,
+                      check_images)
+        for image_id in order
+    ]
+
+
+def _read_keypoint_file(
+    json_path: pathlib.Path, spec: KeypointSpec, category_id: int
+) -> dict[str, Any]:
+    """The parsed file, with its top-level fields and keypoint category checked."""
     if not json_path.is_file():
         raise FileNotFoundError(f"annotation file not found: {json_path}")
     try:
@@ -176,7 +195,13 @@ def load_coco_keypoints(
                     f"{json_path}: categories[{c_index}].keypoints: {len(category['keypoints'])}"
                     f" names, the {spec.name} layout has {num_joints}"
                 )
+    return content
 
+
+def _image_entries(
+    content: dict[str, Any], json_path: pathlib.Path
+) -> tuple[dict[int, dict[str, Any]], list[int]]:
+    """Image entries by id and the ids in file order (duplicates rejected)."""
     images: dict[int, dict[str, Any]] = {}
     order: list[int] = []
     for i_index, image in enumerate(content["images"]):
@@ -186,7 +211,18 @@ def load_coco_keypoints(
             raise AnnotationError(f"{json_path}: images[{i_index}].id: duplicate id {image_id}")
         images[image_id] = image
         order.append(image_id)
+    return images, order
 
+
+def _people_by_image(
+    content: dict[str, Any],
+    order: list[int],
+    json_path: pathlib.Path,
+    spec: KeypointSpec,
+    category_id: int,
+) -> dict[int, list[PersonAnnotation]]:
+    """The validated person annotations of each image (other categories skipped)."""
+    num_joints = spec.num_keypoints
     people: dict[int, list[PersonAnnotation]] = {image_id: [] for image_id in order}
     for a_index, ann in enumerate(content["annotations"]):
         where = f"annotations[{a_index}]" + (f" (id {ann['id']})" if "id" in ann else "")
@@ -219,41 +255,42 @@ def load_coco_keypoints(
                 segmentation=ann.get("segmentation"),
             )
         )
+    return people
 
-    if image_dir is None:
-        first = images[order[0]]["file_name"] if order else ""
-        folder = find_image_dir(json_path, first)
-    else:
-        folder = pathlib.Path(image_dir)
-    records = []
-    for image_id in order:
-        image = images[image_id]
-        path = folder / image["file_name"]
-        if check_images and not path.is_file():
-            raise FileNotFoundError(
-                f"{json_path}: image file of image id {image_id} ('file_name' "
-                f"{image['file_name']!r}) not found at {path}"
-            )
-        crowd_index = None
-        if dataset == "crowdpose":
-            if "crowdIndex" not in image:
-                raise AnnotationError(
-                    f"{json_path}: image id {image_id}: missing field 'crowdIndex' (CrowdPose)"
-                )
-            crowd_index = float(image["crowdIndex"])
-        records.append(
-            ImageRecord(
-                image_id=image_id,
-                file_name=str(image["file_name"]),
-                path=path,
-                width=int(image["width"]),
-                height=int(image["height"]),
-                annotations=tuple(people[image_id]),
-                dataset=dataset,
-                crowd_index=crowd_index,
-            )
+
+def _image_record(
+    image: dict[str, Any],
+    people: list[PersonAnnotation],
+    folder: pathlib.Path,
+    json_path: pathlib.Path,
+    dataset: str,
+    check_images: bool,
+) -> ImageRecord:
+    """One image's record (its file checked when asked; CrowdPose needs `crowdIndex`)."""
+    image_id = image["id"]
+    path = folder / image["file_name"]
+    if check_images and not path.is_file():
+        raise FileNotFoundError(
+            f"{json_path}: image file of image id {image_id} ('file_name' "
+            f"{image['file_name']!r}) not found at {path}"
         )
-    return records
+    crowd_index = None
+    if dataset == "crowdpose":
+        if "crowdIndex" not in image:
+            raise AnnotationError(
+                f"{json_path}: image id {image_id}: missing field 'crowdIndex' (CrowdPose)"
+            )
+        crowd_index = float(image["crowdIndex"])
+    return ImageRecord(
+        image_id=image_id,
+        file_name=str(image["file_name"]),
+        path=path,
+        width=int(image["width"]),
+        height=int(image["height"]),
+        annotations=tuple(people),
+        dataset=dataset,
+        crowd_index=crowd_index,
+    )
 
 
 def load_crowdpose_keypoints(

@@ -32,7 +32,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -49,6 +49,12 @@ from pose_core.engine.checkpointing import (
 )
 from pose_core.engine.config import TrainConfig, to_dict, to_yaml
 from pose_core.engine.optim import build_optimizer, build_scheduler
+from pose_core.engine.training_task import (
+    MAIN_NETWORK,
+    SingleNetworkTask,
+    TrainingTask,
+    as_training_task,
+)
 
 __all__ = [
     "NonFiniteLossError",
@@ -65,71 +71,6 @@ __all__ = [
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-MAIN_NETWORK = "model"
-
-# forward(network, inputs) -> outputs: the loop's forward (memory format, autocast, float outputs)
-Forward = Callable[[nn.Module, Tensor], Any]
-
-
-class TrainingTask(Protocol):
-    """What the loop needs from a task.
-
-    `build_networks()` returns the networks by name, `MAIN_NETWORK` ("model") among them;
-    `train_step(networks, batch, device, forward)` runs the task's forward passes (each
-    through `forward(network, inputs)`) and returns the loss terms (scalar tensors whose sum
-    is minimised); `validate(model, device)` scores the main network (rank 0 only) or returns
-    None when there is no validation set.
-    """
-
-    def build_networks(self) -> dict[str, nn.Module]: ...
-
-    def train_dataset(self) -> Dataset: ...
-
-    def train_step(
-        self,
-        networks: Mapping[str, nn.Module],
-        batch: Mapping[str, Any],
-        device: torch.device,
-        forward: Forward,
-    ) -> dict[str, Tensor]: ...
-
-    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None: ...
-
-
-class SingleNetworkTask:
-    """Adapts a one-network task (`build_model`, `inputs`, `loss`, `train_dataset`,
-    `validate`) to `TrainingTask`: one forward of the main network on `inputs(batch)`."""
-
-    def __init__(self, task: Any) -> None:
-        self.task = task
-
-    def build_networks(self) -> dict[str, nn.Module]:
-        return {MAIN_NETWORK: self.task.build_model()}
-
-    def train_dataset(self) -> Dataset:
-        return self.task.train_dataset()
-
-    def train_step(
-        self,
-        networks: Mapping[str, nn.Module],
-        batch: Mapping[str, Any],
-        device: torch.device,
-        forward: Forward,
-    ) -> dict[str, Tensor]:
-        outputs = forward(networks[MAIN_NETWORK], self.task.inputs(batch, device))
-        return self.task.loss(outputs, batch, device)
-
-    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
-        return self.task.validate(model, device)
-
-
-def as_training_task(task: Any) -> TrainingTask:
-    """`task` itself when it has `build_networks` and `train_step`, else `SingleNetworkTask`."""
-    if hasattr(task, "build_networks") and hasattr(task, "train_step"):
-        return task
-    return SingleNetworkTask(task)
 
 
 @dataclass(frozen=True)

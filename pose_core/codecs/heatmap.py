@@ -74,6 +74,21 @@ def _paste_max(
     np.maximum(region, patch[a:b, c:d], out=region, casting="unsafe")
 
 
+def _paste_person(
+    heatmaps: np.ndarray, person: np.ndarray, patch: np.ndarray, sigma: float
+) -> None:
+    """Paste `patch` (max) at every visible joint of one person (J, >=3) whose truncated
+    position lies on the (J, r, r) maps."""
+    r = heatmaps.shape[-1]
+    for joint_index, (x_f, y_f, vis) in enumerate(person[:, :3]):
+        if vis <= 0:
+            continue
+        x, y = int(x_f), int(y_f)
+        if x < 0 or y < 0 or x >= r or y >= r:
+            continue
+        _paste_max(heatmaps[joint_index], patch, x, y, sigma, (r, r))
+
+
 class HeatmapGenerator:
     """Bottom-up heatmap targets at one output resolution (official `HeatmapGenerator`).
 
@@ -103,18 +118,11 @@ class HeatmapGenerator:
 
     def encode(self, joints: np.ndarray) -> np.ndarray:
         """See `__call__`."""
-        r = self.output_size
         joints = np.asarray(joints, dtype=np.float64)
         joints = joints.reshape(-1, self.num_joints, joints.shape[-1])
-        heatmaps = np.zeros((self.num_joints, r, r), dtype=np.float32)
+        heatmaps = np.zeros((self.num_joints, self.output_size, self.output_size), np.float32)
         for person in joints:
-            for joint_index, (x_f, y_f, vis) in enumerate(person[:, :3]):
-                if vis <= 0:
-                    continue
-                x, y = int(x_f), int(y_f)
-                if x < 0 or y < 0 or x >= r or y >= r:
-                    continue
-                _paste_max(heatmaps[joint_index], self._patch, x, y, self.sigma, (r, r))
+            _paste_person(heatmaps, person, self._patch, self.sigma)
         return heatmaps
 
 
@@ -141,19 +149,11 @@ class ScaleAwareHeatmapGenerator:
         Returns:
             (J, r, r) float32 heatmaps.
         """
-        r = self.output_size
         joints = np.asarray(joints, dtype=np.float64)
-        heatmaps = np.zeros((self.num_joints, r, r), dtype=np.float32)
+        heatmaps = np.zeros((self.num_joints, self.output_size, self.output_size), np.float32)
         for person in joints:
             sigma = float(person[0, 3])
-            patch = bottom_up_gaussian_patch(sigma)
-            for joint_index, (x_f, y_f, vis) in enumerate(person[:, :3]):
-                if vis <= 0:
-                    continue
-                x, y = int(x_f), int(y_f)
-                if x < 0 or y < 0 or x >= r or y >= r:
-                    continue
-                _paste_max(heatmaps[joint_index], patch, x, y, sigma, (r, r))
+            _paste_person(heatmaps, person, bottom_up_gaussian_patch(sigma), sigma)
         return heatmaps
 
 

@@ -112,19 +112,25 @@ class _CocoTask:
         model: ModelConfig,
         data: DataConfig,
         codec: CodecConfig,
+        loss: LossConfig,
         validation: ValidationConfig,
-        seed: int,
+        seed: int = 0,
     ) -> None:
         from pose_core.models import model_info
 
         self.model_config = model
         self.data = data
         self.codec = codec
+        self.loss_config = loss
         self.validation_config = validation
         self.seed = seed
         self.info = model_info(model.name)
         self.spec = self.info.keypoints
         self._loss: nn.Module | None = None
+        self._configure()
+
+    def _configure(self) -> None:
+        """The task's own derived settings (sizes), checked once the configs are stored."""
 
     def build_model(self) -> nn.Module:
         return build_model_from_config(self.model_config)
@@ -177,19 +183,11 @@ class BottomUpTask(_CocoTask):
         seed: base seed of the dataset's per-sample generators.
     """
 
-    def __init__(
-        self,
-        model: ModelConfig,
-        data: DataConfig,
-        codec: CodecConfig,
-        loss: LossConfig,
-        validation: ValidationConfig,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(model, data, codec, validation, seed)
-        self.loss_config = loss
-        self.input_size = int(data.input_size[0])
-        self.output_sizes = bottom_up_output_sizes(self.input_size, len(loss.heatmap_factors))
+    def _configure(self) -> None:
+        self.input_size = int(self.data.input_size[0])
+        self.output_sizes = bottom_up_output_sizes(
+            self.input_size, len(self.loss_config.heatmap_factors)
+        )
 
     def train_dataset(self) -> Dataset:
         from pose_core.data.bottom_up_dataset import BottomUpDataset
@@ -250,19 +248,10 @@ class TopDownTask(_CocoTask):
     ("standard") or DARK ("dark") targets and the matching decoder at validation.
     """
 
-    def __init__(
-        self,
-        model: ModelConfig,
-        data: DataConfig,
-        codec: CodecConfig,
-        loss: LossConfig,
-        validation: ValidationConfig,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(model, data, codec, validation, seed)
-        if len(data.input_size) != 2:
+    def _configure(self) -> None:
+        if len(self.data.input_size) != 2:
             raise ValueError("top-down data.input_size must be [w, h]")
-        self.image_wh = (int(data.input_size[0]), int(data.input_size[1]))
+        self.image_wh = (int(self.data.input_size[0]), int(self.data.input_size[1]))
         self.heatmap_wh = (self.image_wh[0] // 4, self.image_wh[1] // 4)
 
     def train_dataset(self) -> Dataset:

@@ -122,6 +122,7 @@ def test_estimator_reuses_its_pool_and_threads_get_their_own() -> None:
     rng = np.random.default_rng(5)
     image = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
     first = estimator(image)
+    assert len(first) >= 1  # the parser's low-score fragments: something to compare
     pool = estimator._pool()
     allocations = pool.allocations
     assert allocations > 0 and pool.free_bytes > 0

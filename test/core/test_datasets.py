@@ -1,7 +1,7 @@
 """Annotation loading, masks, augmentation and dataset samples on the shared fixture files.
 
-Fixtures: /work/shared/fixtures/coco (4 images, 14 annotations, detections) and
-/work/shared/fixtures/crowdpose (2 images, 5 annotations, detections).
+Fixtures (`fixtures_dir`, ../shared/fixtures): coco (4 images, 14 annotations, detections)
+and crowdpose (2 images, 5 annotations, detections).
 """
 
 from __future__ import annotations
@@ -39,27 +39,42 @@ from pose_core.data.transforms import (
 )
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 
-COCO_DIR = pathlib.Path("/work/shared/fixtures/coco")
-CROWD_DIR = pathlib.Path("/work/shared/fixtures/crowdpose")
-COCO_JSON = COCO_DIR / "test_coco.json"
-CROWD_JSON = CROWD_DIR / "test_crowdpose.json"
+
+@pytest.fixture(scope="module")
+def coco_dir(fixtures_dir: pathlib.Path) -> pathlib.Path:
+    return fixtures_dir / "coco"
 
 
-def test_load_coco_fixture() -> None:
-    records = load_coco_keypoints(COCO_JSON, COCO_17)
+@pytest.fixture(scope="module")
+def crowd_dir(fixtures_dir: pathlib.Path) -> pathlib.Path:
+    return fixtures_dir / "crowdpose"
+
+
+@pytest.fixture(scope="module")
+def coco_json(coco_dir: pathlib.Path) -> pathlib.Path:
+    return coco_dir / "test_coco.json"
+
+
+@pytest.fixture(scope="module")
+def crowd_json(crowd_dir: pathlib.Path) -> pathlib.Path:
+    return crowd_dir / "test_crowdpose.json"
+
+
+def test_load_coco_fixture(coco_json: pathlib.Path) -> None:
+    records = load_coco_keypoints(coco_json, COCO_17)
     assert [r.image_id for r in records] == [785, 40083, 196141, 197388]
     assert [len(r.annotations) for r in records] == [1, 3, 5, 5]
     assert all(r.path.is_file() and r.dataset == "coco" for r in records)
     first = records[0].annotations[0]
-    raw = json.loads(COCO_JSON.read_text())["annotations"][0]
+    raw = json.loads(coco_json.read_text())["annotations"][0]
     expected = np.asarray(raw["keypoints"], np.float32)
     np.testing.assert_array_equal(first.keypoints.ravel(), expected)
     assert first.num_keypoints == 17 and first.bbox == tuple(raw["bbox"])
     assert records_joints(records[1], 17).shape == (3, 17, 3)
 
 
-def test_load_crowdpose_fixture() -> None:
-    records = load_crowdpose_keypoints(CROWD_JSON, CROWDPOSE_14)
+def test_load_crowdpose_fixture(crowd_json: pathlib.Path) -> None:
+    records = load_crowdpose_keypoints(crowd_json, CROWDPOSE_14)
     assert [(r.image_id, r.crowd_index) for r in records] == [(106848, 0.33), (103319, 0.39)]
     assert records[0].annotations[0].keypoints.shape == (14, 3)
     # CrowdPose has no area field: bbox w*h
@@ -68,9 +83,9 @@ def test_load_crowdpose_fixture() -> None:
         assert np.all(crowd_loss_mask(record) == 1.0)
 
 
-def test_coco_mask_equals_pycocotools() -> None:
-    coco = COCO(str(COCO_JSON))
-    records = load_coco_keypoints(COCO_JSON, COCO_17)
+def test_coco_mask_equals_pycocotools(coco_json: pathlib.Path) -> None:
+    coco = COCO(str(coco_json))
+    records = load_coco_keypoints(coco_json, COCO_17)
     masked_images = 0
     for record in records:
         union = np.zeros((record.height, record.width))
@@ -92,53 +107,63 @@ def _write(
     return path
 
 
-def test_bad_annotation_files_name_file_and_field(tmp_path: pathlib.Path) -> None:
-    content = json.loads(COCO_JSON.read_text())
+def test_bad_annotation_files_name_file_and_field(
+    tmp_path: pathlib.Path,
+    coco_dir: pathlib.Path,
+    crowd_dir: pathlib.Path,
+    coco_json: pathlib.Path,
+    crowd_json: pathlib.Path,
+) -> None:
+    content = json.loads(coco_json.read_text())
     missing = json.loads(json.dumps(content))
     del missing["annotations"][2]["keypoints"]
     path = _write(tmp_path, missing)
     message = r"person_keypoints_x\.json.*annotations\[2\].*'keypoints'"
     with pytest.raises(AnnotationError, match=message):
-        load_coco_keypoints(path, COCO_17, image_dir=COCO_DIR)
+        load_coco_keypoints(path, COCO_17, image_dir=coco_dir)
 
     wrong = json.loads(json.dumps(content))
     wrong["annotations"][1]["keypoints"] = wrong["annotations"][1]["keypoints"][:-3]
     path = _write(tmp_path, wrong)
     with pytest.raises(AnnotationError, match=r"annotations\[1\].*keypoints.*expected 51.*got 48"):
-        load_coco_keypoints(path, COCO_17, image_dir=COCO_DIR)
+        load_coco_keypoints(path, COCO_17, image_dir=coco_dir)
 
     no_width = json.loads(json.dumps(content))
     del no_width["images"][3]["width"]
     path = _write(tmp_path, no_width)
     with pytest.raises(AnnotationError, match=r"images\[3\].*'width'"):
-        load_coco_keypoints(path, COCO_17, image_dir=COCO_DIR)
+        load_coco_keypoints(path, COCO_17, image_dir=coco_dir)
 
     # a COCO file read with the CrowdPose layout: wrong keypoint count in the category
     with pytest.raises(AnnotationError, match=r"test_coco\.json.*keypoints.*17 names.*14"):
-        load_coco_keypoints(COCO_JSON, CROWDPOSE_14)
+        load_coco_keypoints(coco_json, CROWDPOSE_14)
 
-    no_crowd_index = json.loads(CROWD_JSON.read_text())
+    no_crowd_index = json.loads(crowd_json.read_text())
     del no_crowd_index["images"][1]["crowdIndex"]
     path = _write(tmp_path, no_crowd_index, "crowdpose_x.json")
     with pytest.raises(AnnotationError, match=r"crowdpose_x\.json.*103319.*'crowdIndex'"):
-        load_crowdpose_keypoints(path, CROWDPOSE_14, image_dir=CROWD_DIR)
+        load_crowdpose_keypoints(path, CROWDPOSE_14, image_dir=crowd_dir)
 
 
-def test_missing_image_file_is_reported(tmp_path: pathlib.Path) -> None:
-    shutil.copy(COCO_JSON, tmp_path / "test_coco.json")
+def test_missing_image_file_is_reported(
+    tmp_path: pathlib.Path, coco_dir: pathlib.Path, coco_json: pathlib.Path
+) -> None:
+    shutil.copy(coco_json, tmp_path / "test_coco.json")
     for name in ("000000000785.jpg", "000000040083.jpg", "000000196141.jpg"):
-        shutil.copy(COCO_DIR / name, tmp_path / name)
+        shutil.copy(coco_dir / name, tmp_path / name)
     with pytest.raises(FileNotFoundError, match=r"test_coco\.json.*197388.*000000197388\.jpg"):
         load_coco_keypoints(tmp_path / "test_coco.json", COCO_17)
     records = load_coco_keypoints(tmp_path / "test_coco.json", COCO_17, check_images=False)
     assert len(records) == 4
 
 
-def test_official_layout_image_folder_is_found(tmp_path: pathlib.Path) -> None:
+def test_official_layout_image_folder_is_found(
+    tmp_path: pathlib.Path, coco_dir: pathlib.Path, coco_json: pathlib.Path
+) -> None:
     (tmp_path / "annotations").mkdir()
     (tmp_path / "images" / "val2017").mkdir(parents=True)
-    shutil.copy(COCO_JSON, tmp_path / "annotations" / "person_keypoints_val2017.json")
-    for image in COCO_DIR.glob("*.jpg"):
+    shutil.copy(coco_json, tmp_path / "annotations" / "person_keypoints_val2017.json")
+    for image in coco_dir.glob("*.jpg"):
         shutil.copy(image, tmp_path / "images" / "val2017" / image.name)
     json_path = tmp_path / "annotations" / "person_keypoints_val2017.json"
     records = load_coco_keypoints(json_path, COCO_17)
@@ -199,8 +224,8 @@ def test_horizontal_flip_uses_flip_index_and_resolution() -> None:
     assert tuple(out_joints[0][0, 1]) == (63.0, 0.0, 0.0)
 
 
-def test_bottom_up_dataset_sample() -> None:
-    records = load_coco_keypoints(COCO_JSON, COCO_17)
+def test_bottom_up_dataset_sample(coco_json: pathlib.Path) -> None:
+    records = load_coco_keypoints(coco_json, COCO_17)
     dataset = BottomUpDataset(records, COCO_17, input_size=256, output_sizes=(64, 128), seed=5)
     sample = dataset[1]
     assert sample["image"].shape == (3, 256, 256) and sample["image"].dtype == torch.float32
@@ -221,8 +246,10 @@ def test_bottom_up_dataset_sample() -> None:
     assert batch["image"].shape == (2, 3, 256, 256) and batch["joints"].shape == (2, 30, 17, 2)
 
 
-def test_bottom_up_dataset_without_augmentation_matches_generators() -> None:
-    records = load_coco_keypoints(COCO_JSON, COCO_17)
+def test_bottom_up_dataset_without_augmentation_matches_generators(
+    coco_json: pathlib.Path
+) -> None:
+    records = load_coco_keypoints(coco_json, COCO_17)
     dataset = BottomUpDataset(records, COCO_17, input_size=512, output_sizes=(128, 256),
                               augment=False)
     sample = dataset[1]  # 40083: 500x333, one person without keypoints (masked out)
@@ -242,8 +269,8 @@ def test_bottom_up_dataset_without_augmentation_matches_generators() -> None:
     assert float(pixels.min()) > -0.01 and float(pixels.max()) < 255.01
 
 
-def test_crowdpose_bottom_up_dataset_has_full_masks() -> None:
-    records = load_crowdpose_keypoints(CROWD_JSON, CROWDPOSE_14)
+def test_crowdpose_bottom_up_dataset_has_full_masks(crowd_json: pathlib.Path) -> None:
+    records = load_crowdpose_keypoints(crowd_json, CROWDPOSE_14)
     dataset = BottomUpDataset(records, CROWDPOSE_14, input_size=256, output_sizes=(64, 128),
                               augment=False)
     sample = dataset[0]
@@ -252,15 +279,15 @@ def test_crowdpose_bottom_up_dataset_has_full_masks() -> None:
     assert float(sample["masks"][0].min()) == 1.0
 
 
-def test_top_down_instances_and_samples() -> None:
-    records = load_coco_keypoints(COCO_JSON, COCO_17)
+def test_top_down_instances_and_samples(coco_dir: pathlib.Path, coco_json: pathlib.Path) -> None:
+    records = load_coco_keypoints(coco_json, COCO_17)
     gt = instances_from_records(records, aspect_ratio=0.75)
     assert len(gt) == 12  # the two num_keypoints == 0 people are skipped
     center, scale = box_to_center_scale((10, 20, 30, 80), 0.75)
     np.testing.assert_allclose(center, (25, 60))
     np.testing.assert_allclose(scale, (60 / 200 * 1.25, 80 / 200 * 1.25), rtol=1e-6)
-    dets = instances_from_detections(COCO_DIR / "test_coco_det_AP_H_56.json", records, 17, 0.75)
-    raw = json.loads((COCO_DIR / "test_coco_det_AP_H_56.json").read_text())
+    dets = instances_from_detections(coco_dir / "test_coco_det_AP_H_56.json", records, 17, 0.75)
+    raw = json.loads((coco_dir / "test_coco_det_AP_H_56.json").read_text())
     assert len(dets) == sum(d["category_id"] == 1 for d in raw)
     assert np.all(dets[0].joints_vis == 1)
 
@@ -280,8 +307,8 @@ def test_top_down_instances_and_samples() -> None:
         assert float(item["target"].max()) <= 1.0
 
 
-def test_bad_detection_file(tmp_path: pathlib.Path) -> None:
-    records = load_coco_keypoints(COCO_JSON, COCO_17)
+def test_bad_detection_file(tmp_path: pathlib.Path, coco_json: pathlib.Path) -> None:
+    records = load_coco_keypoints(coco_json, COCO_17)
     path = tmp_path / "dets.json"
     path.write_text(json.dumps([{"image_id": 785, "category_id": 1, "score": 0.9}]))
     with pytest.raises(AnnotationError, match=r"dets\.json.*\[0\].*'bbox'"):
@@ -292,16 +319,16 @@ def test_bad_detection_file(tmp_path: pathlib.Path) -> None:
         instances_from_detections(path, records, 17, 0.75)
 
 
-def test_crop_affine_matches_official_back_projection() -> None:
+def test_crop_affine_matches_official_back_projection(parity_dir: pathlib.Path) -> None:
     """HRNet / DarkPose inverse crop affines reproduce the parity fixture's image coordinates.
 
-    Fixture: /work/shared/reference/parity/dark_64x48_k11.npz (`dark_preds`, `hrnet_preds`
+    Fixture: `parity_dir` / dark_64x48_k11.npz (`dark_preds`, `hrnet_preds`
     through each repository's own affine, centre (96, 128), scale (0.96, 1.28), 48x64 maps).
     Tolerance 1e-4 px: the official code builds the matrix from float32 points.
     """
     from pose_core.data.top_down_dataset import crop_affine_transform
 
-    with np.load("/work/shared/reference/parity/dark_64x48_k11.npz") as data:
+    with np.load(parity_dir / "dark_64x48_k11.npz") as data:
         ref = {key: data[key] for key in data.files}
     for n in range(2):
         center, scale = ref["center"][n], ref["scale"][n]

@@ -1,7 +1,7 @@
 """Evaluators give the numbers of calling pycocotools / xtcocotools directly; CLI round trip.
 
-Fixtures: /work/shared/fixtures/coco (test_coco.json, test_coco_det_AP_H_56.json) and
-/work/shared/fixtures/crowdpose (test_crowdpose.json, test_crowdpose_det_AP_40.json).
+Fixtures (`fixtures_dir`, ../shared/fixtures): coco (test_coco.json, test_coco_det_AP_H_56.json)
+and crowdpose (test_crowdpose.json, test_crowdpose_det_AP_40.json).
 Exact equality is required: the same tool runs on the same records.
 """
 
@@ -27,10 +27,25 @@ from pose_core.evaluation.coco_evaluator import COCO_METRICS, CROWDPOSE_METRICS
 from pose_core.keypoint_specs import CROWDPOSE_14
 from pose_core.structures import Poses
 
-COCO_JSON = pathlib.Path("/work/shared/fixtures/coco/test_coco.json")
-COCO_DETS = pathlib.Path("/work/shared/fixtures/coco/test_coco_det_AP_H_56.json")
-CROWD_JSON = pathlib.Path("/work/shared/fixtures/crowdpose/test_crowdpose.json")
-CROWD_DETS = pathlib.Path("/work/shared/fixtures/crowdpose/test_crowdpose_det_AP_40.json")
+
+@pytest.fixture(scope="module")
+def coco_json(fixtures_dir: pathlib.Path) -> pathlib.Path:
+    return fixtures_dir / "coco" / "test_coco.json"
+
+
+@pytest.fixture(scope="module")
+def coco_dets(fixtures_dir: pathlib.Path) -> pathlib.Path:
+    return fixtures_dir / "coco" / "test_coco_det_AP_H_56.json"
+
+
+@pytest.fixture(scope="module")
+def crowd_json(fixtures_dir: pathlib.Path) -> pathlib.Path:
+    return fixtures_dir / "crowdpose" / "test_crowdpose.json"
+
+
+@pytest.fixture(scope="module")
+def crowd_dets(fixtures_dir: pathlib.Path) -> pathlib.Path:
+    return fixtures_dir / "crowdpose" / "test_crowdpose_det_AP_40.json"
 
 
 def _perturbed_poses(gt_json: pathlib.Path, seed: int, noise_px: float) -> dict[int, Poses]:
@@ -132,47 +147,53 @@ def _run(gt_json: pathlib.Path, dataset: str, poses: dict[int, Poses], tmp_path:
 
 
 @pytest.mark.parametrize("source", ["perturbed", "detections"])
-def test_coco_evaluator_equals_pycocotools(tmp_path: pathlib.Path, source: str) -> None:
+def test_coco_evaluator_equals_pycocotools(
+    tmp_path: pathlib.Path, source: str, coco_json: pathlib.Path, coco_dets: pathlib.Path
+) -> None:
     if source == "perturbed":
-        poses = _perturbed_poses(COCO_JSON, seed=0, noise_px=4.0)
+        poses = _perturbed_poses(coco_json, seed=0, noise_px=4.0)
     else:
-        poses = _detection_poses(COCO_JSON, COCO_DETS, seed=0)
-    metrics, results_json = _run(COCO_JSON, "coco", poses, tmp_path)
-    direct = _direct_coco(COCO_JSON, results_json)
+        poses = _detection_poses(coco_json, coco_dets, seed=0)
+    metrics, results_json = _run(coco_json, "coco", poses, tmp_path)
+    direct = _direct_coco(coco_json, results_json)
     assert list(metrics) == list(COCO_METRICS)
     np.testing.assert_array_equal(np.array(list(metrics.values())), direct)
     assert 0.2 < metrics["AP"] < 1.0  # a non-trivial case
 
 
 @pytest.mark.parametrize("source", ["perturbed", "detections"])
-def test_crowdpose_evaluator_equals_xtcocotools(tmp_path: pathlib.Path, source: str) -> None:
+def test_crowdpose_evaluator_equals_xtcocotools(
+    tmp_path: pathlib.Path, source: str, crowd_json: pathlib.Path, crowd_dets: pathlib.Path
+) -> None:
     if source == "perturbed":
-        poses = _perturbed_poses(CROWD_JSON, seed=1, noise_px=6.0)
+        poses = _perturbed_poses(crowd_json, seed=1, noise_px=6.0)
     else:
-        poses = _detection_poses(CROWD_JSON, CROWD_DETS, seed=1)
-    metrics, results_json = _run(CROWD_JSON, "crowdpose", poses, tmp_path)
-    direct = _direct_crowdpose(CROWD_JSON, results_json)
+        poses = _detection_poses(crowd_json, crowd_dets, seed=1)
+    metrics, results_json = _run(crowd_json, "crowdpose", poses, tmp_path)
+    direct = _direct_crowdpose(crowd_json, results_json)
     assert list(metrics) == list(CROWDPOSE_METRICS)
     np.testing.assert_array_equal(np.array(list(metrics.values())), direct)
     # both fixture images have crowd index in [0.2, 0.8): easy and hard have no GT -> -1
     assert metrics["APe"] == -1 and metrics["APh"] == -1 and metrics["APm"] > 0
 
 
-def test_no_gt_in_range_is_minus_one_and_empty_results_are_zero() -> None:
-    poses = _perturbed_poses(COCO_JSON, seed=0, noise_px=2.0)
-    evaluator = KeypointEvaluator(COCO_JSON, "coco", only_processed_images=True)
+def test_no_gt_in_range_is_minus_one_and_empty_results_are_zero(
+    coco_json: pathlib.Path, crowd_json: pathlib.Path
+) -> None:
+    poses = _perturbed_poses(coco_json, seed=0, noise_px=2.0)
+    evaluator = KeypointEvaluator(coco_json, "coco", only_processed_images=True)
     evaluator.process([785], [poses[785]])  # one large person only
     metrics = evaluator.evaluate()
     assert metrics["APm"] == -1 and metrics["ARm"] == -1 and metrics["APl"] > 0.5
     evaluator.reset()
     assert evaluator.evaluate()["AP"] == -1  # no processed image: no GT at all
-    empty = KeypointEvaluator(COCO_JSON, "coco", only_processed_images=False).evaluate()
+    empty = KeypointEvaluator(coco_json, "coco", only_processed_images=False).evaluate()
     assert empty["AP"] == 0.0 and empty["APm"] == 0.0
-    assert KeypointEvaluator(CROWD_JSON, "crowdpose", False).evaluate()["AP"] == 0.0
+    assert KeypointEvaluator(crowd_json, "crowdpose", False).evaluate()["AP"] == 0.0
     # a subset: only the processed image counts, unlike the all-GT-images mode
-    subset = KeypointEvaluator(COCO_JSON, "coco")
+    subset = KeypointEvaluator(coco_json, "coco")
     subset.process([785, 40083], [poses[785], Poses.empty(17)])
-    everything = KeypointEvaluator(COCO_JSON, "coco", only_processed_images=False)
+    everything = KeypointEvaluator(coco_json, "coco", only_processed_images=False)
     everything.process([785, 40083], [poses[785], Poses.empty(17)])
     assert subset.evaluate()["AR"] == pytest.approx(1 / 3, abs=0.05)  # 1 of 3 people found
     assert everything.evaluate()["AR"] < 0.1  # 1 of 12
@@ -193,42 +214,48 @@ def test_poses_to_coco_results_record_layout() -> None:
     assert poses_to_coco_results(7, Poses.empty(3)) == []
 
 
-def test_process_rejects_unknown_image_and_wrong_joint_count() -> None:
-    evaluator = KeypointEvaluator(COCO_JSON)
+def test_process_rejects_unknown_image_and_wrong_joint_count(coco_json: pathlib.Path) -> None:
+    evaluator = KeypointEvaluator(coco_json)
     with pytest.raises(ValueError, match="image id 1 is not in"):
         evaluator.process([1], [Poses.empty(17)])
     with pytest.raises(ValueError, match="14 keypoints.*17"):
         evaluator.process([785], [Poses(np.zeros((1, 14, 3)), np.ones(1))])
 
 
-def test_cli_round_trip(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
-    poses = _perturbed_poses(COCO_JSON, seed=2, noise_px=3.0)
+def test_cli_round_trip(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], coco_json: pathlib.Path
+) -> None:
+    poses = _perturbed_poses(coco_json, seed=2, noise_px=3.0)
     records = [r for image_id, p in poses.items() for r in poses_to_coco_results(image_id, p)]
     results_json = write_results_json(tmp_path / "res.json", records)
     assert load_results_json(results_json) == json.loads(results_json.read_text())
     out_json = tmp_path / "out" / "metrics.json"
-    code = main(["--dataset", "coco", "--annotations", str(COCO_JSON),
+    code = main(["--dataset", "coco", "--annotations", str(coco_json),
                  "--results", str(results_json), "--json", str(out_json)])
     assert code == 0
     printed = capsys.readouterr().out
     written = json.loads(out_json.read_text())
     assert list(written) == list(COCO_METRICS)
-    np.testing.assert_array_equal(list(written.values()), _direct_coco(COCO_JSON, results_json))
+    np.testing.assert_array_equal(list(written.values()), _direct_coco(coco_json, results_json))
     assert "AP50" in printed and f"{written['AP']:.3f}" in printed
-    assert written == evaluate_keypoint_results(COCO_JSON, results_json, "coco")
+    assert written == evaluate_keypoint_results(coco_json, results_json, "coco")
 
 
-def test_cli_errors(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], coco_json: pathlib.Path
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"image_id": 785, "category_id": 1, "score": 1.0}]))
-    code = main(["--dataset", "coco", "--annotations", str(COCO_JSON), "--results", str(bad)])
+    code = main(["--dataset", "coco", "--annotations", str(coco_json), "--results", str(bad)])
     assert code == 2
     assert "bad.json: [0]: missing field 'keypoints'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["--dataset", "coco", "--annotations", str(COCO_JSON), "--images", str(tmp_path)])
+        main(["--dataset", "coco", "--annotations", str(coco_json), "--images", str(tmp_path)])
 
 
-def test_cli_end_to_end_runs_the_estimator(tmp_path: pathlib.Path) -> None:
+def test_cli_end_to_end_runs_the_estimator(
+    tmp_path: pathlib.Path, coco_json: pathlib.Path
+) -> None:
     """`--images/--model`: PoseEstimator over the 4 COCO fixture images, then the same numbers
     as pycocotools on the records it wrote (random seed-0 weights of the small default model)."""
     import torch
@@ -241,7 +268,7 @@ def test_cli_end_to_end_runs_the_estimator(tmp_path: pathlib.Path) -> None:
     torch.save(build_model(DEFAULT_MODEL).state_dict(), checkpoint)
     results_json, metrics_json = tmp_path / "res.json", tmp_path / "metrics.json"
     code = main([
-        "--dataset", "coco", "--annotations", str(COCO_JSON), "--images", str(COCO_JSON.parent),
+        "--dataset", "coco", "--annotations", str(coco_json), "--images", str(coco_json.parent),
         "--model", DEFAULT_MODEL, "--checkpoint", str(checkpoint), "--no-flip",
         "--detection-threshold", "-10",  # random weights: accept any peak
         "--save-results", str(results_json), "--json", str(metrics_json),
@@ -251,4 +278,4 @@ def test_cli_end_to_end_runs_the_estimator(tmp_path: pathlib.Path) -> None:
     assert records and {r["image_id"] for r in records} <= {785, 40083, 196141, 197388}
     assert all(len(r["keypoints"]) == 51 for r in records)
     metrics = json.loads(metrics_json.read_text())
-    np.testing.assert_array_equal(list(metrics.values()), _direct_coco(COCO_JSON, results_json))
+    np.testing.assert_array_equal(list(metrics.values()), _direct_coco(coco_json, results_json))

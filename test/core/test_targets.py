@@ -1,6 +1,6 @@
 """Training targets against the official generators' outputs (parity fixture).
 
-Fixture: /work/shared/reference/parity/targets_higherhrnet_w32_512_coco.npz (see its README).
+Fixture: `parity_dir` / targets_higherhrnet_w32_512_coco.npz (see its README).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from pose_core.codecs.heatmap import (
     hrnet_top_down_targets,
 )
 
-PARITY = pathlib.Path("/work/shared/reference/parity/targets_higherhrnet_w32_512_coco.npz")
+PARITY = "targets_higherhrnet_w32_512_coco.npz"  # in parity_dir
 ATOL = 1e-6  # float32 targets; our arithmetic follows the official order, observed error is 0
 
 
 @pytest.fixture(scope="module")
-def ref() -> dict[str, np.ndarray]:
-    with np.load(PARITY) as data:
+def ref(parity_dir: pathlib.Path) -> dict[str, np.ndarray]:
+    with np.load(parity_dir / PARITY) as data:
         return {key: data[key] for key in data.files}
 
 

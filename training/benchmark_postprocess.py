@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from pose_core.geometry import affine_matrix, apply_affine, back_project_centre_aligned
 from pose_core.grouping import GroupingParams, parse_bottom_up
 from pose_core.grouping.reference_parser import _refine_one, reference_parse
-from pose_core.grouping.tag_grouping import refine_people
+from pose_core.grouping.refine import refine_people
 from pose_core.inference.allocator import retain_freed_memory
 from pose_core.inference.buffers import BufferPool
 from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs

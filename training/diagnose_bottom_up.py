@@ -38,7 +38,8 @@ import torch
 
 from pose_core.evaluation.coco_evaluator import KeypointEvaluator
 from pose_core.geometry import back_project_centre_aligned, multi_scale_size
-from pose_core.grouping.tag_grouping import adjust_positions, parse_bottom_up
+from pose_core.grouping.adjust import adjust_positions
+from pose_core.grouping.parser import parse_bottom_up
 from pose_core.inference import PoseEstimator
 from pose_core.structures import Poses
 

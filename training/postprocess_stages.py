@@ -30,14 +30,10 @@ import torch
 
 from pose_core.geometry import back_project_centre_aligned
 from pose_core.grouping import GroupingParams, parse_bottom_up
-from pose_core.grouping.tag_grouping import (
-    _TILE,
-    _tile_max,
-    adjust_positions,
-    match_by_tag,
-    refine_people,
-    top_k_candidates,
-)
+from pose_core.grouping.adjust import adjust_positions
+from pose_core.grouping.candidates import _TILE, _tile_max, top_k_candidates
+from pose_core.grouping.matching import match_by_tag
+from pose_core.grouping.refine import refine_people
 from pose_core.inference.buffers import BufferPool
 from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs
 from pose_core.keypoint_specs import COCO_17

@@ -1,9 +1,10 @@
 """Straightforward loop-over-people implementation of the HigherHRNet parser (numpy).
 
-The same algorithm as `tag_grouping` (reference-spec d.4), written the plain way the official
-`lib/core/group.py` is structured: adjust loops over people and joints, refine loops over people
-and scans every joint's full map. It exists as an independent cross-check for the tests and as
-the baseline of `training/benchmark_postprocess.py`; use `group_bottom_up` in real code.
+The same algorithm as `parser.parse_bottom_up`, written the plain way the official HigherHRNet
+`lib/core/group.py::HeatmapParser.parse` is structured: `HeatmapParser.adjust` loops over people
+and joints, `HeatmapParser.refine` loops over people and scans every joint's full map. It
+exists as an independent cross-check for the tests and as the baseline of
+`training/benchmark_postprocess.py`; use `group_bottom_up` in real code.
 
 Shapes: det (J, H, W) float32, tags (J, H, W, L) float32, heatmap pixels, x first.
 """
@@ -14,7 +15,8 @@ import numpy as np
 import torch
 
 from pose_core.grouping.nms import heatmap_nms
-from pose_core.grouping.tag_grouping import GroupingParams, match_by_tag
+from pose_core.grouping.matching import match_by_tag
+from pose_core.grouping.parser import GroupingParams
 
 __all__ = ["reference_parse"]
 

@@ -121,7 +121,7 @@ def test_batch_runs_one_forward_per_same_size_group_and_equals_single_calls() ->
 def test_bottom_up_maps_are_what_the_grouping_sees(pipeline: dict[str, np.ndarray]) -> None:
     """`bottom_up_maps` gives the grouping input of `__call__`: grouping those maps gives the
     same people (same scores; keypoints differ only by the back-projection)."""
-    from pose_core.grouping.tag_grouping import parse_bottom_up
+    from pose_core.grouping.parser import parse_bottom_up
 
     name = "higherhrnet_lite_w16_256_coco"
     estimator = PoseEstimator(

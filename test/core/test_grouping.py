@@ -14,7 +14,8 @@ from pose_core import group_bottom_up
 from pose_core.grouping import DenseTags, GroupingParams, ResizedTags, parse_bottom_up
 from pose_core.grouping.nms import heatmap_nms, oks_nms
 from pose_core.grouping.reference_parser import reference_parse
-from pose_core.grouping.tag_grouping import refine_people, top_k_candidates
+from pose_core.grouping.candidates import top_k_candidates
+from pose_core.grouping.refine import refine_people
 from pose_core.keypoint_specs import COCO_17
 
 XY_TOL = 1e-3  # heatmap pixels
@@ -243,7 +244,7 @@ def test_oks_nms_drops_duplicates() -> None:
 @pytest.mark.parametrize("size_hw", [(9, 11), (37, 53), (64, 80)])
 def test_tiled_local_maxima_equal_dense_nms(size_hw: tuple[int, int]) -> None:
     from pose_core.grouping.nms import local_maxima
-    from pose_core.grouping.tag_grouping import _top_k_local_maxima_above, _top_k_of_mask
+    from pose_core.grouping.candidates import _top_k_local_maxima_above, _top_k_of_mask
 
     gen = torch.Generator().manual_seed(1)
     maps = torch.rand(17, *size_hw, generator=gen) * 0.12
@@ -293,7 +294,7 @@ def test_resized_tag_bounds_of_a_joint_subset_hold() -> None:
 
 @pytest.mark.parametrize("tile", [1, 2, 4, 8])
 def test_tile_max_equals_max_pool(tile: int) -> None:
-    from pose_core.grouping.tag_grouping import _tile_max
+    from pose_core.grouping.candidates import _tile_max
 
     maps = torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(9))  # ragged edges
     expected = torch.nn.functional.max_pool2d(maps[None], tile, stride=tile, ceil_mode=True)[0]
@@ -302,7 +303,7 @@ def test_tile_max_equals_max_pool(tile: int) -> None:
 
 @pytest.mark.parametrize("half_stride", [1, 2, 3])
 def test_paired_window_equals_window_by_window(half_stride: int) -> None:
-    from pose_core.grouping.tag_grouping import _paired_window
+    from pose_core.grouping.tag_sampling import _paired_window
 
     stride, kernel = 2 * half_stride, 2 * half_stride + 2
     gen = torch.Generator().manual_seed(half_stride)
@@ -355,7 +356,7 @@ def _match_with_tag_lists(tag_k, loc_k, val_k, params: GroupingParams) -> np.nda
 
 @pytest.mark.parametrize("seed", range(6))
 def test_matcher_running_tag_means_equal_tag_lists(seed: int) -> None:
-    from pose_core.grouping.tag_grouping import match_by_tag
+    from pose_core.grouping.matching import match_by_tag
 
     rng = np.random.default_rng(seed)
     # tags rounded to 0.1: colliding person keys (a new person overwrites an old one) included

@@ -155,8 +155,10 @@ class PoseEstimator:
         """Poses for several images, in order; `last_timings` holds the sums over the batch.
 
         Images whose network inputs have the same size at every pass (e.g. frames of one
-        camera; every top-down crop) share one forward per group of up to `batch_size` images,
-        flip test included (2 x the group in one forward); decoding runs per image.
+        camera; every top-down crop) share one forward per pass, flip test included (2 x the
+        rows in one forward), with up to `batch_size` rows per forward (a bottom-up image is one
+        row, a top-down image one row per box; an image with more boxes runs alone, whole);
+        decoding runs per image.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -176,8 +178,7 @@ class PoseEstimator:
             if item.result is None:
                 groups.setdefault(item.batch_key(), []).append(i)
         for members in groups.values():
-            for start in range(0, len(members), batch_size):
-                chunk = members[start : start + batch_size]
+            for chunk in _chunks_of_rows(members, [p.rows for p in prepared], batch_size):
                 self._run_chunk([prepared[i] for i in chunk], chunk, results, timings)
         self.last_timings = timings
         return [poses for poses in results if poses is not None]
@@ -255,6 +256,24 @@ class PoseEstimator:
         return self._bottom_up_codec().decode_maps(
             maps, base_size_wh, center, scale, index, self._pool()
         )
+
+
+def _chunks_of_rows(
+    members: list[int], rows: list[int], batch_size: int
+) -> list[list[int]]:
+    """Consecutive images whose rows add up to at most `batch_size` (at least one image)."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i in members:
+        if current and total + rows[i] > batch_size:
+            chunks.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += rows[i]
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _grouping_params(

@@ -177,6 +177,9 @@ def test_top_down_batches_images_and_equals_single_calls() -> None:
              np.zeros((0, 4)), np.array([[40.0, 40, 200, 150]])]
     results = estimator.predict_batch(images, boxes)
     assert backend.batches == [2 * 3]  # 3 crops, mirrored too; the empty image runs nothing
+    backend.batches.clear()
+    assert len(estimator.predict_batch(images, boxes, batch_size=2)) == 3
+    assert backend.batches == [2 * 2, 2 * 1]  # at most 2 crops per forward, images kept whole
     assert [len(p) for p in results] == [2, 0, 1]
     for image, image_boxes, batched in zip(images, boxes, results):
         single = estimator(image, image_boxes)

@@ -189,6 +189,7 @@ class AssociativeEmbeddingDecoder:
             if wh[0] != wh[1]:
                 raise ValueError("bottom-up input_size is the square training size (one number)")
             side = wh[0]
+        options.check_method_options((), "associative embedding")
         return cls(
             info.head_layout, info.keypoints, side, info.mean, info.std,
             flip_test=options.flip_test, scales=options.scales, grouping=options.grouping,

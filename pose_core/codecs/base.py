@@ -44,6 +44,9 @@ class TestOptions:
         oks_threshold: top-down OKS-NMS threshold.
         grouping: bottom-up grouping options (a `pose_core.grouping.GroupingParams`; None:
             its defaults).
+        method_options: options only one method has, as (name, value) pairs (e.g.
+            ("dem_mode", "paper")); a codec takes those it knows (`method_option`) and refuses
+            the rest (`check_method_options`).
     """
 
     __test__ = False  # not a pytest class
@@ -55,6 +58,7 @@ class TestOptions:
     dark_refine: bool = False
     oks_threshold: float = 0.9
     grouping: Any = None
+    method_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         scales = tuple(float(s) for s in self.scales)
@@ -67,6 +71,17 @@ class TestOptions:
             raise ValueError(
                 f"top_down_decoder must be 'quarter' or 'dark': {self.top_down_decoder}"
             )
+        object.__setattr__(self, "method_options", tuple(sorted(dict(self.method_options).items())))
+
+    def method_option(self, name: str, default: Any = None) -> Any:
+        """The value of a method option, or `default`."""
+        return dict(self.method_options).get(name, default)
+
+    def check_method_options(self, known: tuple[str, ...], method: str) -> None:
+        """TypeError naming the method options `method` does not have."""
+        unknown = sorted(set(dict(self.method_options)) - set(known))
+        if unknown:
+            raise TypeError(f"unknown PoseEstimator options for {method}: {unknown}")
 
 
 @dataclass(frozen=True)

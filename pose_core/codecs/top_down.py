@@ -106,6 +106,7 @@ class TopDownHeatmapDecoder:
             raise ValueError(f"input_size {wh} out of range [32, 4096]")
         if wh[0] % 32 or wh[1] % 32:
             raise ValueError(f"top-down input_size {wh} must be multiples of 32 (w, h)")
+        options.check_method_options((), "top-down heatmaps")
         return cls(
             info.head_layout, info.keypoints, wh, info.mean, info.std,
             flip_test=options.flip_test, variant=options.top_down_decoder,  # type: ignore[arg-type]

@@ -27,8 +27,10 @@ device; tag matching runs on the host after a single device-to-host copy of the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +48,8 @@ __all__ = [
     "default_joint_order",
     "parse_bottom_up",
     "group_bottom_up",
+    "GROUPING_METHODS",
+    "grouping_method",
 ]
 
 
@@ -154,8 +158,10 @@ def group_bottom_up(
     refine: bool = True,
     nms_kernel: int = 5,
     joint_order: Sequence[int] | None = None,
+    method: str = "associative_embedding",
+    **method_options: Any,
 ) -> Poses:
-    """Group keypoints into people with associative embeddings (official HeatmapParser).
+    """Group keypoints into people (default: associative embedding, official HeatmapParser).
 
     Args:
         heatmaps: (J, H, W) or (1, J, H, W), torch (any device) or numpy.
@@ -169,6 +175,10 @@ def group_bottom_up(
         refine: fill missing joints from the full maps.
         nms_kernel: NMS window (official test value 5).
         joint_order: matching order; default `default_joint_order(J)`.
+        method: the grouping method (`GROUPING_METHODS`): "associative_embedding" (here) or
+            another method's grouping, which receives the checked maps, the `GroupingParams`
+            and `method_options` (e.g. offsets).
+        **method_options: options of that method (TypeError for associative embedding).
 
     Returns:
         Poses in heatmap pixels: keypoints (P, J, 3) x, y, value; scores (P,) (before refine).
@@ -199,4 +209,23 @@ def group_bottom_up(
         nms_kernel=nms_kernel,
         joint_order=tuple(joint_order) if joint_order is not None else None,
     )
-    return parse_bottom_up(heatmaps_t, DenseTags(tags_t), params).to_poses()
+    if method == "associative_embedding":
+        if method_options:
+            raise TypeError(f"unknown grouping options: {sorted(method_options)}")
+        return parse_bottom_up(heatmaps_t, DenseTags(tags_t), params).to_poses()
+    return grouping_method(method)(heatmaps_t, tags_t, params, **method_options)
+
+
+# Grouping methods beside associative embedding: name -> (module, function). Each function
+# takes (heatmaps (J, H, W) float tensor, tags (J, H, W, L) float tensor, GroupingParams,
+# **method options) and returns Poses in map pixels. Imported lazily.
+GROUPING_METHODS: dict[str, tuple[str, str]] = {}
+
+
+def grouping_method(name: str) -> Callable[..., Poses]:
+    """The grouping function registered as `name` (ValueError listing the known ones)."""
+    if name not in GROUPING_METHODS:
+        known = ", ".join(["associative_embedding", *GROUPING_METHODS])
+        raise ValueError(f"unknown grouping method {name!r}; known: {known}")
+    module, function = GROUPING_METHODS[name]
+    return getattr(importlib.import_module(module), function)

@@ -62,9 +62,9 @@ class PoseEstimator:
         backend: a ready backend instead of building the torch model (advanced).
         grouping: bottom-up grouping options as one record (`GroupingParams`); the same
             fields may instead be given as keywords (not both).
-        **grouping_options: `GroupingParams` fields (detection_threshold, tag_threshold,
-            max_people, use_detection_val, ignore_too_much, adjust, refine, nms_kernel,
-            joint_order).
+        **options: `GroupingParams` fields (detection_threshold, tag_threshold, max_people,
+            use_detection_val, ignore_too_much, adjust, refine, nms_kernel, joint_order) and
+            the options of the model's own method (e.g. `dem_mode`); any other -> TypeError.
     """
 
     def __init__(
@@ -83,13 +83,14 @@ class PoseEstimator:
         oks_threshold: float = 0.9,
         backend: InferenceBackend | None = None,
         grouping: GroupingParams | None = None,
-        **grouping_options: Any,
+        **options: Any,
     ) -> None:
         from pose_core.models import build_model, model_info
 
         self.info = model_info(name)
         self.keypoint_spec: KeypointSpec = self.info.keypoints
-        options = TestOptions(
+        grouping_options = {k: v for k, v in options.items() if k in _GROUPING_NAMES}
+        test_options = TestOptions(
             flip_test=bool(flip_test),
             scales=tuple(scales),
             top_down_decoder=top_down_decoder,
@@ -97,11 +98,14 @@ class PoseEstimator:
             dark_refine=bool(dark_refine),
             oks_threshold=float(oks_threshold),
             grouping=_grouping_params(grouping, grouping_options),
+            method_options=tuple(
+                (k, v) for k, v in options.items() if k not in _GROUPING_NAMES
+            ),
         )
-        self.codec = build_decoder(self.info, input_size, options)
-        self.options = options
-        self.flip_test = options.flip_test
-        self.scales = options.scales
+        self.codec = build_decoder(self.info, input_size, test_options)
+        self.options = test_options
+        self.flip_test = test_options.flip_test
+        self.scales = test_options.scales
         self.input_wh: tuple[int, int] = self.codec.input_wh
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "network": 0.0, "grouping": 0.0}
         if backend is None:
@@ -279,10 +283,7 @@ def _chunks_of_rows(
 def _grouping_params(
     grouping: GroupingParams | None, options: dict[str, Any]
 ) -> GroupingParams:
-    """One `GroupingParams` from the record or the keyword fields (TypeError for unknown)."""
-    unknown = set(options) - _GROUPING_NAMES
-    if unknown:
-        raise TypeError(f"unknown PoseEstimator options: {sorted(unknown)}")
+    """One `GroupingParams` from the record or the keyword fields."""
     if grouping is not None:
         if options:
             raise TypeError("give the grouping options as `grouping=` or as keywords, not both")

@@ -185,3 +185,24 @@ def test_top_down_batches_images_and_equals_single_calls() -> None:
         single = estimator(image, image_boxes)
         np.testing.assert_allclose(batched.keypoints, single.keypoints, atol=1e-4)
         np.testing.assert_allclose(batched.scores, single.scores, atol=1e-5)
+
+
+def test_method_seams_refuse_unknown_methods_and_options() -> None:
+    """`group_bottom_up(method=...)` names its method; options of other methods are refused
+    by name, by the grouping and by `PoseEstimator`."""
+    from pose_core.grouping import group_bottom_up
+    from pose_core.inference import PoseEstimator, TorchBackend
+
+    heatmaps, tags = np.zeros((17, 8, 8), np.float32), np.zeros((17, 8, 8, 1), np.float32)
+    assert len(group_bottom_up(heatmaps, tags)) == 0
+    with pytest.raises(ValueError, match="unknown grouping method 'nope'"):
+        group_bottom_up(heatmaps, tags, method="nope")
+    with pytest.raises(TypeError, match="offsets"):
+        group_bottom_up(heatmaps, tags, offsets=np.zeros((2, 8, 8)))
+    backend = TorchBackend(torch.nn.Conv2d(3, 17, 4, stride=4))
+    with pytest.raises(TypeError, match="dem_mode"):
+        PoseEstimator("hrnet_w32_256x192_coco", backend=backend, dem_mode="paper")
+    options = TestOptions(method_options=(("b", 2), ("a", 1)))
+    assert options.method_option("a") == 1 and options.method_option("c", 3) == 3
+    with pytest.raises(TypeError, match=r"\['b'\]"):
+        options.check_method_options(("a",), "x")

@@ -189,7 +189,8 @@ class TrainConfig:
 
     Attributes:
         name: experiment name (the default run directory is `runs/<name>`).
-        task: "bottom_up" (HigherHRNet) or "top_down" (HRNet).
+        task: "bottom_up" (HigherHRNet), "top_down" (HRNet) or a method's own task (a key of
+            `engine.tasks.TASKS`).
         model / codec / data / loss / optim / validation: the sub-configs.
         epochs: number of epochs.
         batch_size: images per process (official IMAGES_PER_GPU).
@@ -209,7 +210,9 @@ class TrainConfig:
 
     name: str
     model: ModelConfig
-    task: Literal["bottom_up", "top_down"] = "bottom_up"
+    task: Literal[
+        "bottom_up", "top_down", "coupled_embedding", "double_embedding", "semi_supervised"
+    ] = "bottom_up"
     codec: CodecConfig = field(default_factory=CodecConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)

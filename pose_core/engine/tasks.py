@@ -37,6 +37,7 @@ __all__ = [
     "BottomUpTask",
     "TopDownTask",
     "build_task",
+    "TASKS",
     "build_model_from_config",
     "bottom_up_output_sizes",
     "build_validation_estimator",
@@ -341,9 +342,22 @@ class TopDownTask(_CocoTask):
         return self._evaluate(records, predict)
 
 
-def build_task(config: TrainConfig) -> BottomUpTask | TopDownTask:
-    """The task object of an experiment (`config.task`)."""
-    task_class = BottomUpTask if config.task == "bottom_up" else TopDownTask
+# config.task -> (module, class); every class takes (model, data, codec, loss, validation,
+# seed). Imported lazily: a method's task lives beside its own code.
+TASKS: dict[str, tuple[str, str]] = {
+    "bottom_up": ("pose_core.engine.tasks", "BottomUpTask"),
+    "top_down": ("pose_core.engine.tasks", "TopDownTask"),
+}
+
+
+def build_task(config: TrainConfig) -> Any:
+    """The task object of an experiment (`config.task`, a key of `TASKS`)."""
+    import importlib
+
+    if config.task not in TASKS:
+        raise ValueError(f"unknown task {config.task!r}; known: {', '.join(TASKS)}")
+    module, name = TASKS[config.task]
+    task_class = getattr(importlib.import_module(module), name)
     return task_class(
         config.model, config.data, config.codec, config.loss, config.validation, config.seed
     )

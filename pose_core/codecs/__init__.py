@@ -24,6 +24,8 @@ DECODERS: dict[str, tuple[str, str]] = {
         "pose_core.codecs.associative_embedding", "AssociativeEmbeddingDecoder"
     ),
     "top_down_heatmap": ("pose_core.codecs.top_down", "TopDownHeatmapDecoder"),
+    # --- Coupled Embedding
+    # --- Double Embedding
 }
 
 

@@ -347,6 +347,9 @@ class TopDownTask(_CocoTask):
 TASKS: dict[str, tuple[str, str]] = {
     "bottom_up": ("pose_core.engine.tasks", "BottomUpTask"),
     "top_down": ("pose_core.engine.tasks", "TopDownTask"),
+    # --- Coupled Embedding
+    # --- Double Embedding
+    # --- Semi-supervised
 }
 
 

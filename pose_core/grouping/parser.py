@@ -219,7 +219,10 @@ def group_bottom_up(
 # Grouping methods beside associative embedding: name -> (module, function). Each function
 # takes (heatmaps (J, H, W) float tensor, tags (J, H, W, L) float tensor, GroupingParams,
 # **method options) and returns Poses in map pixels. Imported lazily.
-GROUPING_METHODS: dict[str, tuple[str, str]] = {}
+GROUPING_METHODS: dict[str, tuple[str, str]] = {
+    # --- Coupled Embedding
+    # --- Double Embedding
+}
 
 
 def grouping_method(name: str) -> Callable[..., Poses]:

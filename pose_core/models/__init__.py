@@ -158,6 +158,9 @@ MODELS: dict[str, ModelInfo] = {
     "hrnet_w48_256x192_crowdpose": ModelInfo(
         "hrnet_w48_256x192_crowdpose", "hrnet", (192, 256), CROWDPOSE_14, 48, hrnet_w48
     ),
+    # --- Coupled Embedding (models/coupled_embedding.py, codecs/coupled_embedding.py)
+    # --- Double Embedding (models/double_embedding.py, codecs/double_embedding.py)
+    # --- Semi-supervised top-down networks (models/simple_baseline.py)
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)

@@ -21,10 +21,13 @@ class Poses:
     Attributes:
         keypoints: (P, J, 3) float32, per joint x, y and score (0 for a joint not found).
         scores: (P,) float32 person scores.
+        ids: (P,) int64 persistent person ids (`pose_core.PoseTracker`), or None when the
+            people are not tracked.
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
+    ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         keypoints = np.asarray(self.keypoints, dtype=np.float32)
@@ -37,6 +40,13 @@ class Poses:
             )
         object.__setattr__(self, "keypoints", keypoints)
         object.__setattr__(self, "scores", scores)
+        if self.ids is not None:
+            ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
+            if ids.shape[0] != keypoints.shape[0]:
+                raise ValueError(
+                    f"Poses.ids has {ids.shape[0]} entries for {keypoints.shape[0]} people"
+                )
+            object.__setattr__(self, "ids", ids)
 
     @classmethod
     def empty(cls, num_keypoints: int) -> Poses:
@@ -54,7 +64,12 @@ class Poses:
         keep = self.scores >= np.float32(min_score)
         if keep.all():
             return self
-        return Poses(self.keypoints[keep], self.scores[keep])
+        return self.select(keep)
+
+    def select(self, index: np.ndarray) -> Poses:
+        """The people picked by a boolean mask or an index array (ids kept)."""
+        ids = None if self.ids is None else self.ids[index]
+        return Poses(self.keypoints[index], self.scores[index], ids)
 
     def boxes_xywh(self, min_score: float = 0.0) -> np.ndarray:
         """(P, 4) float32 boxes around the joints with score > min_score (zeros when none)."""

@@ -1,0 +1,10 @@
+"""Tracking people over frames: persistent ids (`PoseTracker`) and keypoint smoothing
+(`OneEuroFilter`). Pure numpy / scipy; image pixels in, image pixels out."""
+
+from __future__ import annotations
+
+from pose_core.tracking.one_euro import OneEuroFilter
+from pose_core.tracking.similarity import box_iou_matrix, oks_matrix
+from pose_core.tracking.tracker import PoseTracker, TrackerConfig
+
+__all__ = ["OneEuroFilter", "PoseTracker", "TrackerConfig", "box_iou_matrix", "oks_matrix"]

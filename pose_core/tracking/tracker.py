@@ -1,0 +1,271 @@
+"""Persistent person ids over frames: `PoseTracker`.
+
+Each frame's people are associated with the tracks by an assignment problem
+(`scipy.optimize.linear_sum_assignment`) on a similarity that mixes keypoint similarity (OKS
+against the track's keypoints, moved by their constant-velocity prediction) and joint-box IoU.
+Association runs in stages by score, as ByteTrack does (Zhang et al., "ByteTrack: Multi-Object
+Tracking by Associating Every Detection Box", ECCV 2022): confident people first to every
+confirmed track, then low-score people to the confirmed tracks left (a partly occluded person
+keeps its id), then the confident people left to the tentative tracks. A track is born
+tentative and gets its id when it has been matched `min_hits` frames in a row (on the first
+frame after a reset, at once); a confirmed track is dropped after `max_misses` frames without a
+match. Ids count up from 0 and are never reused by a tracker, `reset()` included.
+
+Frames: keypoints in image pixels (x, y, score); time stamps in seconds, non-decreasing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from pose_core.keypoint_specs import KeypointSpec, get_keypoint_spec
+from pose_core.structures import Poses
+from pose_core.tracking.one_euro import OneEuroFilter
+from pose_core.tracking.similarity import box_iou_matrix, joint_boxes, oks_matrix
+
+__all__ = ["PoseTracker", "TrackerConfig"]
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tracker options.
+
+    Attributes:
+        keypoints: the joint layout ("coco", "crowdpose" or a KeypointSpec): OKS sigmas.
+        high_score: people scoring at least this are associated first and may start tracks.
+        low_score: people scoring below this are ignored; between the two, they only continue
+            confirmed tracks.
+        keypoint_min_score: joints above this score count in OKS, boxes and velocities.
+        min_similarity: smallest similarity of a match (first and third stage).
+        low_min_similarity: smallest similarity of a low-score match (second stage).
+        oks_weight: similarity = oks_weight x OKS + (1 - oks_weight) x box IoU.
+        min_hits: consecutive matched frames before a track is confirmed (gets its id).
+        max_misses: frames without a match before a confirmed track is dropped.
+        predict_velocity: move each track's joints by their last velocity before matching.
+        smoothing: One-Euro filter on the published keypoints of each track.
+        min_cutoff / beta / d_cutoff: the One-Euro parameters (Hz, 1/px, Hz).
+    """
+
+    keypoints: str | KeypointSpec = "coco"
+    high_score: float = 0.5
+    low_score: float = 0.1
+    keypoint_min_score: float = 0.1
+    min_similarity: float = 0.2
+    low_min_similarity: float = 0.4
+    oks_weight: float = 0.5
+    min_hits: int = 2
+    max_misses: int = 15
+    predict_velocity: bool = True
+    smoothing: bool = False
+    min_cutoff: float = 1.0
+    beta: float = 0.05
+    d_cutoff: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low_score <= self.high_score:
+            raise ValueError("TrackerConfig needs 0 <= low_score <= high_score")
+        if self.min_hits < 1 or self.max_misses < 0:
+            raise ValueError("TrackerConfig needs min_hits >= 1 and max_misses >= 0")
+        if not 0.0 <= self.oks_weight <= 1.0:
+            raise ValueError("TrackerConfig.oks_weight must be in [0, 1]")
+
+    @property
+    def spec(self) -> KeypointSpec:
+        if isinstance(self.keypoints, KeypointSpec):
+            return self.keypoints
+        return get_keypoint_spec(self.keypoints)
+
+
+@dataclass
+class _Track:
+    keypoints: np.ndarray  # (J, 3) last matched observation
+    stamp: float
+    velocity: np.ndarray  # (J, 2) px / s (0 where unknown)
+    track_id: int = -1  # -1 while tentative
+    hits: int = 1
+    misses: int = 0
+    smoother: OneEuroFilter | None = field(default=None, repr=False)
+
+    def predicted(self, stamp: float) -> np.ndarray:
+        moved = self.keypoints.copy()
+        moved[:, :2] += self.velocity * max(stamp - self.stamp, 0.0)
+        return moved
+
+
+class PoseTracker:
+    """Gives the people of successive frames persistent ids.
+
+    Args:
+        config: a `TrackerConfig`; or its fields as keywords (`PoseTracker(min_hits=3)`).
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, **options: object) -> None:
+        if config is not None and options:
+            raise TypeError("give PoseTracker a TrackerConfig or keywords, not both")
+        names = {f.name for f in dataclasses.fields(TrackerConfig)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise TypeError(f"unknown PoseTracker options: {unknown}")
+        self.config = config or TrackerConfig(**options)  # type: ignore[arg-type]
+        self._sigmas = np.asarray(self.config.spec.sigmas, np.float64)
+        self._next_id = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track (ids already given are still never reused)."""
+        self._tracks: list[_Track] = []
+        self._last_stamp: float | None = None
+
+    @property
+    def num_tracks(self) -> int:
+        """Confirmed tracks alive (matched now or missed for at most `max_misses` frames)."""
+        return sum(t.track_id >= 0 for t in self._tracks)
+
+    # ------------------------------------------------------------------------------------
+    def update(self, poses: Poses, stamp_seconds: float) -> Poses:
+        """The people of this frame that belong to confirmed tracks, with `ids`.
+
+        Args:
+            poses: this frame's people (image pixels).
+            stamp_seconds: the frame's time; must not be earlier than the previous one.
+
+        Returns:
+            Poses (detection order) of the published people: keypoints (smoothed when
+            configured), scores, and `ids` (P,) int64 >= 0.
+        """
+        stamp = float(stamp_seconds)
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            raise ValueError(
+                f"stamp {stamp} is earlier than the previous one ({self._last_stamp}); "
+                "call reset() after a time jump"
+            )
+        first_frame = self._last_stamp is None
+        self._last_stamp = stamp
+        cfg = self.config
+        people = poses.keypoints.astype(np.float64)
+        scores = poses.scores.astype(np.float64)
+        high = np.flatnonzero(scores >= cfg.high_score)
+        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
+        confirmed = [t for t in self._tracks if t.track_id >= 0]
+        tentative = [t for t in self._tracks if t.track_id < 0]
+        matches: dict[int, _Track] = {}  # detection -> its track
+        rest_high, rest_confirmed = self._associate(
+            people, high, confirmed, stamp, cfg.min_similarity, matches
+        )
+        _, _ = self._associate(people, low, rest_confirmed, stamp, cfg.low_min_similarity, matches)
+        rest_high, _ = self._associate(
+            people, rest_high, tentative, stamp, cfg.min_similarity, matches
+        )
+        self._apply_matches(people, matches, stamp)
+        self._end_unmatched({id(t) for t in matches.values()})
+        for d in rest_high:
+            track = _Track(people[d].copy(), stamp, np.zeros((people.shape[1], 2)))
+            self._tracks.append(track)
+            matches[int(d)] = track
+        self._confirm(first_frame)
+        return self._published(people, scores, matches, stamp)
+
+    # ------------------------------------------------------------------------------------
+    def _similarity(self, people: np.ndarray, tracks: list[_Track], stamp: float) -> np.ndarray:
+        cfg = self.config
+        predicted = np.stack([
+            t.predicted(stamp) if cfg.predict_velocity else t.keypoints for t in tracks
+        ])
+        oks = oks_matrix(people, predicted, self._sigmas, cfg.keypoint_min_score)
+        iou = box_iou_matrix(
+            joint_boxes(people, cfg.keypoint_min_score),
+            joint_boxes(predicted, cfg.keypoint_min_score),
+        )
+        return cfg.oks_weight * oks + (1.0 - cfg.oks_weight) * iou
+
+    def _associate(
+        self,
+        people: np.ndarray,
+        detections: np.ndarray,
+        tracks: list[_Track],
+        stamp: float,
+        min_similarity: float,
+        matches: dict[int, _Track],
+    ) -> tuple[np.ndarray, list[_Track]]:
+        """Optimal matching of `detections` to `tracks` above `min_similarity` (into
+        `matches`); returns the detections and tracks left."""
+        if not len(detections) or not tracks:
+            return np.asarray(detections, np.int64), list(tracks)
+        similarity = self._similarity(people[detections], tracks, stamp)
+        rows, cols = linear_sum_assignment(-similarity)
+        used_d, used_t = set(), set()
+        for r, c in zip(rows, cols):
+            if similarity[r, c] >= min_similarity:
+                matches[int(detections[r])] = tracks[c]
+                used_d.add(r)
+                used_t.add(c)
+        left_d = np.asarray([d for i, d in enumerate(detections) if i not in used_d], np.int64)
+        return left_d, [t for j, t in enumerate(tracks) if j not in used_t]
+
+    def _apply_matches(
+        self, people: np.ndarray, matches: dict[int, _Track], stamp: float
+    ) -> None:
+        min_score = self.config.keypoint_min_score
+        for d, track in matches.items():
+            new = people[d]
+            dt = stamp - track.stamp
+            both = (new[:, 2] > min_score) & (track.keypoints[:, 2] > min_score)
+            velocity = np.zeros_like(track.velocity)
+            if dt > 0:
+                velocity[both] = (new[both, :2] - track.keypoints[both, :2]) / dt
+            # keep the last known motion of joints not seen in both frames
+            velocity[~both] = track.velocity[~both]
+            track.keypoints, track.velocity, track.stamp = new.copy(), velocity, stamp
+            track.hits += 1
+            track.misses = 0
+
+    def _end_unmatched(self, matched: set[int]) -> None:
+        """Tentative tracks end at their first miss; confirmed ones after `max_misses`."""
+        kept = []
+        for track in self._tracks:
+            if id(track) in matched:
+                kept.append(track)
+                continue
+            if track.track_id < 0:
+                continue  # a tentative track must be matched every frame until confirmed
+            track.misses += 1
+            track.hits = 0
+            if track.misses <= self.config.max_misses:
+                kept.append(track)
+        self._tracks = kept
+
+    def _confirm(self, first_frame: bool) -> None:
+        for track in self._tracks:
+            if track.track_id < 0 and (first_frame or track.hits >= self.config.min_hits):
+                track.track_id = self._next_id
+                self._next_id += 1
+
+    def _published(
+        self, people: np.ndarray, scores: np.ndarray, matches: dict[int, _Track], stamp: float
+    ) -> Poses:
+        detections, ids, keypoints = [], [], []
+        for d in sorted(matches):
+            track = matches[d]
+            if track.track_id < 0:
+                continue
+            detections.append(d)
+            ids.append(track.track_id)
+            keypoints.append(self._smoothed(track, people[d], stamp))
+        if not detections:
+            return Poses(np.zeros((0,) + people.shape[1:], np.float32), np.zeros(0), np.zeros(0))
+        return Poses(np.stack(keypoints), scores[detections], np.asarray(ids))
+
+    def _smoothed(self, track: _Track, observed: np.ndarray, stamp: float) -> np.ndarray:
+        cfg = self.config
+        if not cfg.smoothing:
+            return observed
+        if track.smoother is None:
+            track.smoother = OneEuroFilter(cfg.min_cutoff, cfg.beta, cfg.d_cutoff)
+        found = observed[:, 2] > cfg.keypoint_min_score
+        out = observed.copy()
+        out[:, :2] = track.smoother(observed[:, :2], stamp, found[:, None])
+        return out

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pose_core.keypoint_specs import COCO_17, KeypointSpec
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 BlockType = Literal["basic", "bottleneck"]
+# How the fuse units bring a lower-resolution branch up: nearest x2**k (HRNet / HigherHRNet) or
+# bilinear to the exact target size (Double Embedding's `pose_higher_hrnet_de.py`).
+FuseUpsample = Literal["nearest", "bilinear"]
 _BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
     "basic": BasicBlock,
     "bottleneck": Bottleneck,
@@ -85,12 +89,15 @@ class HRNetSpec:
         layer1_planes: bottleneck planes of `layer1` (output channels are 4x this).
         layer1_blocks: number of bottlenecks in `layer1`.
         stages: the multi-resolution stages (`stage2`, `stage3`, ...).
+        fuse_upsample: "nearest" (official HRNet) or "bilinear" (align_corners False, to the
+            target branch's exact size; no parameters either way, same state_dict keys).
     """
 
     stem_channels: int = 64
     layer1_planes: int = 64
     layer1_blocks: int = 4
     stages: tuple[StageSpec, ...] = field(default_factory=tuple)
+    fuse_upsample: FuseUpsample = "nearest"
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -141,7 +148,8 @@ class HighResolutionModule(nn.Module):
     """Parallel branches of residual blocks followed by the exchange ("fuse") units.
 
     Fuse unit for output i and input j: identity (j == i); 1x1 conv + BN + nearest upsample
-    x2**(j-i) (j > i); a chain of i-j stride-2 3x3 convs (j < i), all but the last followed by
+    x2**(j-i) (j > i; with `upsample="bilinear"`: 1x1 conv + BN, then a bilinear resize to
+    branch i's size in `forward`); a chain of i-j stride-2 3x3 convs (j < i), all but the last followed by
     BN + ReLU and keeping C_j channels, the last mapping to C_i with BN only. Each output is
     ReLU(sum over j), summed in branch order starting from j = 0.
 
@@ -149,15 +157,21 @@ class HighResolutionModule(nn.Module):
         in_channels: channels of each input branch.
         stage: block type, blocks and channels per branch.
         multi_scale_output: False to fuse into output 0 only.
+        upsample: "nearest" or "bilinear" (see `HRNetSpec.fuse_upsample`).
     """
 
     def __init__(
-        self, in_channels: tuple[int, ...], stage: StageSpec, multi_scale_output: bool = True
+        self,
+        in_channels: tuple[int, ...],
+        stage: StageSpec,
+        multi_scale_output: bool = True,
+        upsample: FuseUpsample = "nearest",
     ) -> None:
         super().__init__()
         block = _BLOCKS[stage.block]
         self.num_branches = stage.num_branches
         self.multi_scale_output = multi_scale_output
+        self.upsample = upsample
         out_channels = tuple(c * block.expansion for c in stage.num_channels)
         branches = []
         for b in range(self.num_branches):
@@ -181,13 +195,13 @@ class HighResolutionModule(nn.Module):
             row: list[nn.Module | None] = []
             for j in range(n):
                 if j > i:
-                    row.append(
-                        nn.Sequential(
-                            nn.Conv2d(channels[j], channels[i], 1, bias=False),
-                            nn.BatchNorm2d(channels[i], momentum=BN_MOMENTUM),
-                            nn.Upsample(scale_factor=2 ** (j - i), mode="nearest"),
-                        )
-                    )
+                    layers: list[nn.Module] = [
+                        nn.Conv2d(channels[j], channels[i], 1, bias=False),
+                        nn.BatchNorm2d(channels[i], momentum=BN_MOMENTUM),
+                    ]
+                    if self.upsample == "nearest":
+                        layers.append(nn.Upsample(scale_factor=2 ** (j - i), mode="nearest"))
+                    row.append(nn.Sequential(*layers))
                 elif j == i:
                     row.append(None)
                 else:
@@ -206,7 +220,13 @@ class HighResolutionModule(nn.Module):
         for i, row in enumerate(self.fuse_layers):
             y = xs[0] if i == 0 else row[0](xs[0])
             for j in range(1, self.num_branches):
-                y = y + (xs[j] if i == j else row[j](xs[j]))
+                if i == j:
+                    y = y + xs[j]
+                elif j > i and self.upsample == "bilinear":
+                    y = y + F.interpolate(row[j](xs[j]), size=xs[i].shape[-2:], mode="bilinear",
+                                          align_corners=False)
+                else:
+                    y = y + row[j](xs[j])
             fused.append(self.relu(y))
         return fused
 
@@ -256,7 +276,8 @@ class HRNet(nn.Module):
             in_channels = cur
             for m in range(stage.num_modules):
                 multi = not (last_stage and m == stage.num_modules - 1)
-                module = HighResolutionModule(in_channels, stage, multi_scale_output=multi)
+                module = HighResolutionModule(in_channels, stage, multi_scale_output=multi,
+                                              upsample=spec.fuse_upsample)
                 in_channels = module.out_channels
                 modules.append(module)
             self.add_module(f"stage{index + 2}", nn.Sequential(*modules))

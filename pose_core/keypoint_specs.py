@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KeypointSpec", "COCO_17", "CROWDPOSE_14", "KEYPOINT_SPECS", "get_keypoint_spec"]
+__all__ = [
+    "KeypointSpec", "COCO_17", "CROWDPOSE_14", "UNION_24", "COCO_17_TO_UNION_24", "KEYPOINT_SPECS",
+    "get_keypoint_spec",
+]
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,37 @@ CROWDPOSE_14 = KeypointSpec(
     ),
     # The official parser truncates the COCO order to 14 entries; kept as is (a known quirk).
     joint_order=(0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13),
+)
+
+# The 24-joint "union" set of the semi-supervised pose study (Xie et al., ICCV 2021; official
+# `xierc/Semi_Human_Pose` `lib/dataset/*::get_mapping`), shared by COCO, MPII and AI Challenger.
+# Sigmas: COCO's for the 17 channels that receive a COCO joint, 0.1 for the others (never
+# evaluated: their training weight is always 0 on COCO).
+UNION_24 = KeypointSpec(
+    name="union24",
+    names=(
+        "root", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
+        "left_ankle", "belly", "thorax", "neck", "upper_neck", "nose", "head", "head_top",
+        "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow",
+        "right_wrist", "right_eye", "left_eye", "right_ear", "left_ear",
+    ),
+    flip_index=(
+        0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 17, 18, 19, 14, 15, 16, 21, 20, 23, 22,
+    ),
+    sigmas=(
+        0.1, 0.107, 0.087, 0.089, 0.107, 0.087, 0.089, 0.1, 0.1, 0.1, 0.1, 0.026, 0.1, 0.1,
+        0.079, 0.072, 0.062, 0.079, 0.072, 0.062, 0.025, 0.025, 0.035, 0.035,
+    ),
+    skeleton=(
+        (3, 2), (2, 1), (6, 5), (5, 4), (1, 4), (14, 4), (17, 1), (14, 17), (14, 15),
+        (15, 16), (17, 18), (18, 19), (21, 20), (11, 21), (11, 20), (21, 23), (20, 22),
+    ),
+    joint_order=tuple(range(24)),
+)
+
+# Union channel of each COCO-17 joint (official `get_mapping`): 11 nose, 21 left eye, ...
+COCO_17_TO_UNION_24: tuple[int, ...] = (
+    11, 21, 20, 23, 22, 14, 17, 15, 18, 16, 19, 4, 1, 5, 2, 6, 3,
 )
 
 KEYPOINT_SPECS: dict[str, KeypointSpec] = {"coco": COCO_17, "crowdpose": CROWDPOSE_14}

@@ -27,6 +27,7 @@ setup(
             "pose-train=pose_core.engine.cli:main",
             "pose-infer=pose_core.inference.cli:main",
             "pose-model-summary=pose_core.models.summary:main",
+            "pose-export=pose_core.export.cli:main",
         ]
     },
 )

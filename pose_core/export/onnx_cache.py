@@ -1,0 +1,72 @@
+"""A cache of exported ONNX files, keyed by what the file depends on.
+
+`cached_onnx(model_name, checkpoint, ...)` returns `<cache_dir>/<model>-<key>.onnx`, exporting it
+first when absent or unreadable. The key is the SHA-256 of: model name, checkpoint SHA-256, flip
+folding, opset, the metadata version and the torch version (the exporter). A cached file is
+reused only when its stored metadata matches the model and checkpoint; otherwise it is exported
+again (a truncated or foreign file in the cache is replaced, never run).
+
+Cache folder: `$POSE_ROS_CACHE_DIR/onnx`, else `$XDG_CACHE_HOME/pose_ros/onnx`, else
+`~/.cache/pose_ros/onnx`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from pose_core.export.metadata import METADATA_VERSION, MetadataMismatch, file_sha256
+from pose_core.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_metadata
+
+__all__ = ["cache_key", "cached_onnx", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    """Where exported files are kept (see the module docstring)."""
+    if os.environ.get("POSE_ROS_CACHE_DIR"):
+        return Path(os.environ["POSE_ROS_CACHE_DIR"]) / "onnx"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pose_ros" / "onnx"
+
+
+def cache_key(model_name: str, checkpoint_sha256: str, *, flip_folded: bool, opset: int) -> str:
+    """16 hex digits naming one export (model, weights, export options, exporter version)."""
+    text = json.dumps({
+        "model": model_name, "checkpoint": checkpoint_sha256, "flip_folded": bool(flip_folded),
+        "opset": int(opset), "metadata": METADATA_VERSION, "torch": torch.__version__,
+    }, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_onnx(
+    model_name: str,
+    checkpoint: str | os.PathLike[str],
+    *,
+    flip_folded: bool = False,
+    opset: int = DEFAULT_OPSET,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Path of a checked ONNX export of `model_name` with `checkpoint` (exported if needed)."""
+    from pose_core.models import model_info
+
+    info = model_info(model_name)
+    checkpoint_hash = file_sha256(checkpoint)
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = cache_key(model_name, checkpoint_hash, flip_folded=flip_folded, opset=opset)
+    path = folder / f"{model_name}-{key}.onnx"
+    if path.is_file():
+        try:
+            metadata = onnx_metadata(path)
+            metadata.check_matches(info, checkpoint_hash, source=str(path))
+            if metadata.flip_folded == flip_folded and metadata.opset == opset:
+                return path
+        except MetadataMismatch:
+            pass  # another model / weights / version under this name: exported again below
+        except Exception:  # noqa: BLE001 - a truncated file fails in protobuf's own errors
+            pass
+    export_onnx(model_name, checkpoint, path, flip_folded=flip_folded, opset=opset)
+    return path

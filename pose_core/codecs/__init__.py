@@ -25,7 +25,9 @@ DECODERS: dict[str, tuple[str, str]] = {
     ),
     "top_down_heatmap": ("pose_core.codecs.top_down", "TopDownHeatmapDecoder"),
     # --- Coupled Embedding
+    "coupled_embedding": ("pose_core.codecs.coupled_embedding", "CoupledEmbeddingDecoder"),
     # --- Double Embedding
+    "double_embedding": ("pose_core.codecs.double_embedding", "DoubleEmbeddingDecoder"),
 }
 
 

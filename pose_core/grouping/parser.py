@@ -221,7 +221,9 @@ def group_bottom_up(
 # **method options) and returns Poses in map pixels. Imported lazily.
 GROUPING_METHODS: dict[str, tuple[str, str]] = {
     # --- Coupled Embedding
+    "coupled_embedding": ("pose_core.grouping.coupled_embedding", "group_coupled_embedding"),
     # --- Double Embedding
+    "double_embedding": ("pose_core.grouping.double_embedding", "group_double_embedding"),
 }
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "LossConfig",
     "OptimConfig",
     "ValidationConfig",
+    "SemiSupervisedConfig",
     "TrainConfig",
     "from_dict",
     "load_config",
@@ -94,6 +95,8 @@ class DataConfig:
         person_boxes: top-down only: "gt" or a detection-results JSON path.
         half_body_prob: top-down only: probability of the half-body crop (official 0.3).
         half_body_min_joints: top-down only: visible joints needed for it (official 8).
+        unlabeled_annotations / unlabeled_images: semi-supervised only: the unlabeled pool
+            (a COCO-format JSON whose person boxes are used, labels ignored) and its images.
     """
 
     dataset: Literal["coco", "crowdpose"] = "coco"
@@ -112,6 +115,33 @@ class DataConfig:
     person_boxes: str = "gt"
     half_body_prob: float = 0.0
     half_body_min_joints: int = 8
+    unlabeled_annotations: str = ""
+    unlabeled_images: str = ""
+
+
+@dataclass(frozen=True)
+class SemiSupervisedConfig:
+    """Semi-supervised training (PoseCons / PoseDual, Xie et al. ICCV 2021; task
+    "semi_supervised", `pose_core.engine.semi_supervised`).
+
+    Attributes:
+        method: "posecons" (one network teaches itself), "posedual" (two networks teach each
+            other), "naive_consistency" (the collapsing control: the hard view teaches the easy
+            one) or "supervised" (labeled loss only: consistency weight 0).
+        num_labels: labeled subset = the first N person instances (official TRAIN_LEN; 0 = all).
+        consistency_weight: weight of the consistency term (official 1).
+        joint_cutout: rectangles per hard image around the teacher's joints (official 5; 0 off).
+        hard_affine: the extra affine of the hard view (official UNSUP_TRANSFORM true).
+        release: the released code's defects (swapped cutout clamp, cutout channels drawn among
+            all model channels) instead of the corrected behaviour.
+    """
+
+    method: Literal["posecons", "posedual", "naive_consistency", "supervised"] = "posedual"
+    num_labels: int = 0
+    consistency_weight: float = 1.0
+    joint_cutout: int = 0
+    hard_affine: bool = True
+    release: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,7 +221,7 @@ class TrainConfig:
         name: experiment name (the default run directory is `runs/<name>`).
         task: "bottom_up" (HigherHRNet), "top_down" (HRNet) or a method's own task (a key of
             `engine.tasks.TASKS`).
-        model / codec / data / loss / optim / validation: the sub-configs.
+        model / codec / data / loss / optim / validation / semi_supervised: the sub-configs.
         epochs: number of epochs.
         batch_size: images per process (official IMAGES_PER_GPU).
         amp: mixed precision: "none", "fp16" (with GradScaler) or "bf16".
@@ -218,6 +248,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    semi_supervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
     epochs: int = 300
     batch_size: int = 12
     amp: Literal["none", "fp16", "bf16"] = "none"

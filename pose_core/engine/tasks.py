@@ -350,6 +350,7 @@ TASKS: dict[str, tuple[str, str]] = {
     # --- Coupled Embedding
     # --- Double Embedding
     # --- Semi-supervised
+    "semi_supervised": ("pose_core.engine.semi_supervised", "SemiSupervisedTask"),
 }
 
 
@@ -361,6 +362,8 @@ def build_task(config: TrainConfig) -> Any:
         raise ValueError(f"unknown task {config.task!r}; known: {', '.join(TASKS)}")
     module, name = TASKS[config.task]
     task_class = getattr(importlib.import_module(module), name)
+    if hasattr(task_class, "from_train_config"):  # a task with its own sub-config
+        return task_class.from_train_config(config)
     return task_class(
         config.model, config.data, config.codec, config.loss, config.validation, config.seed
     )

@@ -51,6 +51,7 @@ from pose_core.engine.config import TrainConfig, to_dict, to_yaml
 from pose_core.engine.optim import build_optimizer, build_scheduler
 from pose_core.engine.training_task import (
     MAIN_NETWORK,
+    MONITOR_PREFIX,
     SingleNetworkTask,
     TrainingTask,
     as_training_task,
@@ -249,7 +250,9 @@ class Trainer:
         for network in self.networks.values():
             network.train()
         losses = self.train_step(batch)
-        total = torch.stack([v.float() for v in losses.values()]).sum()
+        total = torch.stack(
+            [v.float() for k, v in losses.items() if not k.startswith(MONITOR_PREFIX)]
+        ).sum()
         if not torch.isfinite(total):
             detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
             raise NonFiniteLossError(

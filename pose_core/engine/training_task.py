@@ -15,9 +15,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-__all__ = ["MAIN_NETWORK", "Forward", "TrainingTask", "SingleNetworkTask", "as_training_task"]
+__all__ = ["MAIN_NETWORK", "MONITOR_PREFIX", "Forward", "TrainingTask", "SingleNetworkTask", "as_training_task"]
 
 MAIN_NETWORK = "model"
+# train_step terms whose key starts with this are logged but not optimised (e.g. a collapse
+# indicator); return them detached
+MONITOR_PREFIX = "monitor/"
 
 # forward(network, inputs) -> outputs: the loop's forward (memory format, autocast, float outputs)
 Forward = Callable[[nn.Module, Tensor], Any]

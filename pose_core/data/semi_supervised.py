@@ -1,0 +1,117 @@
+"""Data of the semi-supervised pose study: label subsets, the unlabeled pool, paired samples.
+
+Xie et al., ICCV 2021; official `xierc/Semi_Human_Pose` `lib/dataset/coco.py` (`TRAIN_LEN`:
+the first N instances of the ground-truth database) and `lib/dataset/mix_coco_coco.py`
+(`__getitem__`: an unlabeled item paired with a labeled one drawn uniformly with replacement,
+`__len__` = the unlabeled set). Written from the spec.
+
+- Label subset: the first `num_labels` person instances after the standard top-down filtering
+  (`instances_from_records`: non-crowd area > 0, a non-empty clipped box, at least one labelled
+  joint), in annotation order (images in the order of the JSON `images` list, annotations in
+  file order within an image).
+- Unlabeled pool: every such instance of the unlabeled annotation file (labels ignored).
+- `SemiSupervisedDataset[i]` = unlabeled item i (the easy view: the standard top-down affine)
+  with a labeled item drawn by `default_rng((seed, epoch, i))` (re-drawn each epoch); an epoch
+  is the unlabeled pool, a batch of B items holds B labeled + B unlabeled crops.
+- Channels: labeled targets of the data's joint layout are scattered into the model's channels
+  (`channel_of_joint`, e.g. COCO-17 into the 24-channel union set); unlabeled weights are 1 on
+  those channels, 0 on the others.
+
+Sample keys: `image` (3, H, W), `target` (J_model, h, w), `target_weight` (J_model, 1),
+`unlabeled_image` (3, H, W), `unlabeled_weight` (J_model, 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pose_core.data.top_down_dataset import PersonInstance
+
+__all__ = ["SemiSupervisedDataset", "label_subset", "scatter_channels"]
+
+
+def label_subset(
+    instances: Sequence[PersonInstance], num_labels: int, key: str = "data.num_labels"
+) -> list[PersonInstance]:
+    """The first `num_labels` instances (0 = all); raises ValueError naming `key` when there
+    are fewer."""
+    if num_labels < 0:
+        raise ValueError(f"{key} must be >= 0, got {num_labels}")
+    if num_labels > len(instances):
+        raise ValueError(
+            f"{key}={num_labels} exceeds the {len(instances)} person instances available")
+    return list(instances[:num_labels]) if num_labels else list(instances)
+
+
+def scatter_channels(
+    values: torch.Tensor, channel_of_joint: Sequence[int], num_channels: int
+) -> torch.Tensor:
+    """(J, ...) per-joint values -> (num_channels, ...) with joint j at channel_of_joint[j],
+    zeros elsewhere."""
+    out = values.new_zeros((num_channels, *values.shape[1:]))
+    out[list(channel_of_joint)] = values
+    return out
+
+
+class SemiSupervisedDataset(Dataset):
+    """Pairs of (labeled crop, unlabeled easy crop), one pair per unlabeled instance.
+
+    Args:
+        labeled: a top-down dataset of the labeled subset (augment on).
+        unlabeled: a top-down dataset of the unlabeled pool (augment on: the easy view).
+        channel_of_joint: model channel of each data joint (identity when the layouts agree).
+        num_channels: model output channels.
+        seed: base seed of the labeled draws.
+    """
+
+    def __init__(
+        self,
+        labeled: Any,
+        unlabeled: Any,
+        channel_of_joint: Sequence[int],
+        num_channels: int,
+        seed: int = 0,
+    ) -> None:
+        if len(labeled) == 0 or len(unlabeled) == 0:
+            raise ValueError("the labeled and the unlabeled sets must both be non-empty")
+        self.labeled = labeled
+        self.unlabeled = unlabeled
+        self.channel_of_joint = tuple(int(c) for c in channel_of_joint)
+        self.num_channels = int(num_channels)
+        self.seed = int(seed)
+        self.epoch = 0
+        weight = torch.zeros(self.num_channels, 1)
+        weight[list(self.channel_of_joint)] = 1.0
+        self.unlabeled_weight = weight
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        for dataset in (self.labeled, self.unlabeled):
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.unlabeled)
+
+    def labeled_index(self, index: int) -> int:
+        """The labeled item paired with unlabeled item `index` in the current epoch."""
+        rng = np.random.default_rng((self.seed, self.epoch, int(index)))
+        return int(rng.integers(len(self.labeled)))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        labeled = self.labeled[self.labeled_index(index)]
+        unlabeled = self.unlabeled[index]
+        return {
+            "image": labeled["image"],
+            "target": scatter_channels(labeled["target"], self.channel_of_joint,
+                                       self.num_channels),
+            "target_weight": scatter_channels(labeled["target_weight"], self.channel_of_joint,
+                                              self.num_channels),
+            "unlabeled_image": unlabeled["image"],
+            "unlabeled_weight": self.unlabeled_weight.clone(),
+        }

@@ -88,6 +88,8 @@ class DemMode:
         float_keys: people keyed by their float tag (colliding keys merge).
         centreless_fallback: people without a centre take part in the centre fallback at (0, 0).
         adjust_with_refine_only: adjust runs only when refine does (the release ignores adjust).
+        offsets_per_scale: the decoder divides each scale's offsets by its factor before the
+            multi-scale average (the release averages them as they are).
     """
 
     name: str
@@ -97,6 +99,7 @@ class DemMode:
     float_keys: bool = False
     centreless_fallback: bool = False
     adjust_with_refine_only: bool = False
+    offsets_per_scale: bool = True
 
 
 def dem_mode_settings(mode: str = "paper", mrm: bool | None = None) -> DemMode:
@@ -105,7 +108,8 @@ def dem_mode_settings(mode: str = "paper", mrm: bool | None = None) -> DemMode:
         settings = DemMode("paper", mrm=True)
     elif mode == "release":
         settings = DemMode("release", mrm=False, training_normaliser=False, float_keys=True,
-                           centreless_fallback=True, adjust_with_refine_only=True)
+                           centreless_fallback=True, adjust_with_refine_only=True,
+                           offsets_per_scale=False)
     else:
         raise ValueError(f"dem_mode must be one of {DEM_MODES}, got {mode!r}")
     return settings if mrm is None else dataclasses.replace(settings, mrm=bool(mrm))
@@ -116,7 +120,7 @@ def partition_for_joints(num_joints: int) -> DemPartition:
     for spec in (COCO_17, CROWDPOSE_14):
         if spec.num_keypoints == num_joints:
             return DEM_PARTITIONS[spec.name]
-    raise ValueError(f"Double Embedding defines joint partitions for 17 or 14 joints, not {num_joints}")
+    raise ValueError(f"Double Embedding defines partitions for 17 or 14 joints, not {num_joints}")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ __all__ = ["build_parser", "format_table", "main", "run_model_on_images"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pose_core.grouping.double_embedding import add_dem_arguments
     from pose_core.grouping.options import add_grouping_arguments
 
     parser = argparse.ArgumentParser(
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="top-down decoding: HRNet quarter offset (default) or DARK")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     add_grouping_arguments(parser)  # used with --images
+    add_dem_arguments(parser)  # used with --images and a Double Embedding model
     parser.add_argument("--save-results", type=pathlib.Path,
                         help="write the predicted records here (with --images)")
     parser.add_argument("--json", type=pathlib.Path, help="write the metrics as JSON here")
@@ -144,11 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             title = f"{args.dataset} keypoints: {args.results}"
         else:
             evaluator = KeypointEvaluator(args.annotations, args.dataset, verbose=args.verbose)
+            from pose_core.grouping.double_embedding import dem_options_from_args
             from pose_core.grouping.options import grouping_params_from_args
 
             options: dict[str, Any] = {
                 "flip_test": not args.no_flip,
                 **dataclasses.asdict(grouping_params_from_args(args)),
+                **dem_options_from_args(args),
             }
             if args.top_down_decoder:
                 options["top_down_decoder"] = args.top_down_decoder

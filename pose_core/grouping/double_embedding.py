@@ -444,3 +444,18 @@ def group_double_embedding(
         raise ValueError(f"offsets must be finite (C, H, W), got {tuple(offsets_t.shape)}")
     mode = dem_mode_settings(dem_mode, dem_mrm)
     return parse_double_embedding(heatmaps, tags, offsets_t, params, mode).to_poses()
+
+
+def add_dem_arguments(parser: Any) -> Any:
+    """Adds `--dem-mode {paper,release}` (Double Embedding models only; default: paper) to an
+    argparse parser; read it back with `dem_options_from_args`."""
+    parser.add_argument("--dem-mode", choices=DEM_MODES, default=None,
+                        help="Double Embedding models: decoder mode (default paper: MRM and the "
+                        "documented fixes; release: the released behaviour)")
+    return parser
+
+
+def dem_options_from_args(args: Any) -> dict[str, str]:
+    """{"dem_mode": ...} when the flag was given, else {} (other methods refuse the option)."""
+    mode = getattr(args, "dem_mode", None)
+    return {} if mode is None else {"dem_mode": mode}

@@ -44,6 +44,7 @@ def _list_images(source: Path) -> list[Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     from pose_core.default_model import DEFAULT_MODEL
+    from pose_core.grouping.double_embedding import add_dem_arguments
     from pose_core.grouping.options import add_grouping_arguments
 
     parser = argparse.ArgumentParser(
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--input-size", type=int, default=None)
     add_grouping_arguments(parser)
+    add_dem_arguments(parser)
     parser.add_argument("--min-draw-score", type=float, default=0.05,
                         help="joints at or below this value are not drawn")
     return parser
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pose_core.grouping.double_embedding import dem_options_from_args
     from pose_core.grouping.options import grouping_params_from_args
     from pose_core.inference.estimator import PoseEstimator
 
@@ -88,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scales=tuple(args.scales),
         input_size=args.input_size,
         **dataclasses.asdict(grouping_params_from_args(args)),
+        **dem_options_from_args(args),
     )
     if args.draw_dir is not None:
         args.draw_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +26,7 @@ import torch
 from pose_core.codecs import build_decoder
 from pose_core.codecs.base import Prepared, TestOptions
 from pose_core.grouping import GroupingParams, TagSampler
-from pose_core.inference.backends import InferenceBackend, TorchBackend
+from pose_core.inference.backends import InferenceBackend
 from pose_core.inference.buffers import BufferPool
 from pose_core.inference.preprocess import check_image
 from pose_core.keypoint_specs import KeypointSpec
@@ -59,7 +58,12 @@ class PoseEstimator:
             aggregated heatmap (x = pixel + DARK offset + 0.5, same frame as the official one);
             steps longer than one pixel (no concave peak) keep the quarter offset.
         oks_threshold: top-down OKS-NMS threshold.
-        backend: a ready backend instead of building the torch model (advanced).
+        backend: "torch" (default), "onnxruntime" or "tensorrt" (built by
+            `pose_core.inference.backend_factory.build_backend` for `name` and `checkpoint`;
+            "onnxruntime" exports the model once into the ONNX cache and reuses the file), or
+            a ready `InferenceBackend` object.
+        backend_options: options of the named backend (`BackendOptions` or a dict of its
+            fields: precision, channels_last, providers, thread counts, onnx_path, ...).
         grouping: bottom-up grouping options as one record (`GroupingParams`); the same
             fields may instead be given as keywords (not both).
         **options: `GroupingParams` fields (detection_threshold, tag_threshold, max_people,
@@ -81,11 +85,12 @@ class PoseEstimator:
         dark_kernel: int = 11,
         dark_refine: bool = False,
         oks_threshold: float = 0.9,
-        backend: InferenceBackend | None = None,
+        backend: InferenceBackend | str | None = None,
+        backend_options: Any = None,
         grouping: GroupingParams | None = None,
         **options: Any,
     ) -> None:
-        from pose_core.models import build_model, model_info
+        from pose_core.models import model_info
 
         self.info = model_info(name)
         self.keypoint_spec: KeypointSpec = self.info.keypoints
@@ -108,10 +113,12 @@ class PoseEstimator:
         self.scales = test_options.scales
         self.input_wh: tuple[int, int] = self.codec.input_wh
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "network": 0.0, "grouping": 0.0}
-        if backend is None:
-            model = build_model(name)
-            self._load_weights(model, name, checkpoint)
-            backend = TorchBackend(model, device, fp16)
+        if backend is None or isinstance(backend, str):
+            backend = _named_backend(backend or "torch", name, checkpoint, device, fp16,
+                                     backend_options)
+        if getattr(backend, "flip_folded", False) and not self.flip_test:
+            raise ValueError("the backend's graph holds the flip test; use flip_test=True or "
+                             "a graph exported without --flip-folded")
         self.backend = backend
         self.device = backend.device
         # The large maps of the decoding are reused from image to image (no page faults for
@@ -122,22 +129,6 @@ class PoseEstimator:
     def grouping(self) -> GroupingParams:
         """The bottom-up grouping options in use (joint order resolved)."""
         return getattr(self.codec, "grouping", self.options.grouping)
-
-    @staticmethod
-    def _load_weights(model: torch.nn.Module, name: str, checkpoint: str | Path | None) -> None:
-        from pose_core.models.checkpoint import load_checkpoint
-
-        if checkpoint is None:
-            from pose_core.default_model import DEFAULT_MODEL, default_checkpoint_path
-
-            if name != DEFAULT_MODEL:
-                warnings.warn(
-                    f"PoseEstimator({name!r}) without a checkpoint keeps RANDOM weights",
-                    stacklevel=3,
-                )
-                return
-            checkpoint = default_checkpoint_path()  # raises FileNotFoundError with a message
-        load_checkpoint(model, checkpoint)
 
     # ----------------------------------------------------------------------------------------
     def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray | None = None) -> Poses:
@@ -217,7 +208,10 @@ class PoseEstimator:
 
     def _run(self, batch: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         if self.flip_test:
-            outputs = self.backend(torch.cat((batch, torch.flip(batch, dims=[3]))))
+            if getattr(self.backend, "flip_folded", False):
+                outputs = self.backend(batch)  # the graph mirrors the batch itself
+            else:
+                outputs = self.backend(torch.cat((batch, torch.flip(batch, dims=[3]))))
             n = batch.shape[0]
             return [o[:n] for o in outputs], [o[n:] for o in outputs]
         return list(self.backend(batch)), None
@@ -278,6 +272,20 @@ def _chunks_of_rows(
     if current:
         chunks.append(current)
     return chunks
+
+
+def _named_backend(
+    backend: str, name: str, checkpoint: str | Path | None, device: str, fp16: bool,
+    options: Any,
+) -> InferenceBackend:
+    """`build_backend` with `fp16=True` meaning precision fp16."""
+    from pose_core.inference.backend_factory import BackendOptions, build_backend
+
+    if not isinstance(options, BackendOptions):
+        options = BackendOptions.from_mapping(options)
+    if fp16:
+        options = dataclasses.replace(options, precision="fp16")
+    return build_backend(backend, name, checkpoint, device, options)
 
 
 def _grouping_params(

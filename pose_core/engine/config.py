@@ -152,12 +152,24 @@ class LossConfig:
         heatmap_factors: one weight per output resolution.
         push_factor / pull_factor: AE loss weights (1/4 resolution only).
         ae_loss_type: "exp" (official yaml) or "max".
+        scale_factor / scale_beta / focal / focal_gamma / scale_adaptive / zero_tag_guard:
+            Coupled Embedding only (task "coupled_embedding",
+            `pose_core.losses.coupled_embedding.CoupledEmbeddingLossConfig`): coupling-loss
+            weight (release 1e-4; 0 = off), beta of the scale-wise targets (0.40 COCO, 0.55
+            CrowdPose), the focal-like weight and its gamma, scale-adapted (True) or
+            fixed-sigma (False) targets, and the zero-tag guard ("fixed_sigma" or "release").
     """
 
     heatmap_factors: tuple[float, ...] = (1.0, 1.0)
     push_factor: float = 0.001
     pull_factor: float = 0.001
     ae_loss_type: Literal["exp", "max"] = "exp"
+    scale_factor: float = 1e-4
+    scale_beta: float = 0.40
+    focal: bool = True
+    focal_gamma: float = 0.01
+    scale_adaptive: bool = True
+    zero_tag_guard: Literal["fixed_sigma", "release"] = "fixed_sigma"
 
 
 @dataclass(frozen=True)

@@ -348,6 +348,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "bottom_up": ("pose_core.engine.tasks", "BottomUpTask"),
     "top_down": ("pose_core.engine.tasks", "TopDownTask"),
     # --- Coupled Embedding
+    "coupled_embedding": ("pose_core.engine.coupled_embedding_task", "CoupledEmbeddingTask"),
     # --- Double Embedding
     # --- Semi-supervised
     "semi_supervised": ("pose_core.engine.semi_supervised", "SemiSupervisedTask"),

@@ -108,3 +108,37 @@ def test_pose_infer_selects_the_ce_codec(tmp_path: pathlib.Path) -> None:
     results = json.loads(out.read_text())
     assert isinstance(results, list)
     assert all(np.asarray(r["keypoints"]).size == 51 for r in results)
+
+
+def _analysis_module():  # training/ is a scripts folder, not a package
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "ce_embedding_analysis", REPO / "training" / "ce_embedding_analysis.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_embedding_statistics_known_answers() -> None:
+    analysis = _analysis_module()
+    rng = np.random.default_rng(0)
+    line = rng.normal(size=(200, 1)) * np.arange(1, 9)  # every dimension a multiple of one
+    images = [line[i : i + 4] for i in range(0, 200, 4)]
+    joints = [[m[None].repeat(2, 0) for m in means] for means in images]
+    stats = analysis.embedding_statistics(images, joints)
+    assert stats["pearson_abs_mean"] == pytest.approx(1.0)
+    assert stats["effective_rank"] == pytest.approx(1.0, abs=1e-6)
+    assert stats["gt_grouping_accuracy"] == 1.0  # joint tags equal their person's mean
+    spread = rng.normal(size=(4000, 8))
+    stats = analysis.embedding_statistics([spread[i : i + 4] for i in range(0, 4000, 4)],
+                                          [[] for _ in range(1000)])
+    assert stats["pearson_abs_mean"] < 0.05
+    assert stats["effective_rank"] > 7.5 and stats["participation_ratio"] > 7.0
+    # tags read at truncated stride-4 positions of the input
+    tags = np.zeros((2, 3, 4, 4))
+    tags[1, :, 2, 3] = (1.0, 2.0, 3.0)
+    keypoints = np.array([[[0.0, 0.0, 0.0], [13.9, 9.0, 2.0]]])
+    means, joint_tags = analysis.person_mean_tags(tags, keypoints, 0.25)
+    np.testing.assert_array_equal(means, [[1.0, 2.0, 3.0]])

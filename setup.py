@@ -28,6 +28,7 @@ setup(
             "pose-infer=pose_core.inference.cli:main",
             "pose-model-summary=pose_core.models.summary:main",
             "pose-export=pose_core.export.cli:main",
+            "pose-bench=pose_core.bench.cli:main",
         ]
     },
 )

@@ -37,6 +37,7 @@ __all__ = ["build_parser", "format_table", "main", "run_model_on_images"]
 def build_parser() -> argparse.ArgumentParser:
     from pose_core.grouping.double_embedding import add_dem_arguments
     from pose_core.grouping.options import add_grouping_arguments
+    from pose_core.inference.backend_factory import add_backend_arguments
 
     parser = argparse.ArgumentParser(
         prog="pose-eval", description="COCO / CrowdPose keypoint evaluation (official tools)."
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-down-decoder", choices=("quarter", "dark"),
                         help="top-down decoding: HRNet quarter offset (default) or DARK")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                        help="bottom-up test scales (with --images; 1.0 among them)")
+    add_backend_arguments(parser)  # used with --images
     add_grouping_arguments(parser)  # used with --images
     add_dem_arguments(parser)  # used with --images and a Double Embedding model
     parser.add_argument("--save-results", type=pathlib.Path,
@@ -148,9 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             evaluator = KeypointEvaluator(args.annotations, args.dataset, verbose=args.verbose)
             from pose_core.grouping.double_embedding import dem_options_from_args
             from pose_core.grouping.options import grouping_params_from_args
+            from pose_core.inference.backend_factory import backend_options_from_args
 
             options: dict[str, Any] = {
                 "flip_test": not args.no_flip,
+                "scales": tuple(args.scales),
+                "backend": args.backend,
+                "backend_options": backend_options_from_args(args),
                 **dataclasses.asdict(grouping_params_from_args(args)),
                 **dem_options_from_args(args),
             }

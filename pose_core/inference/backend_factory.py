@@ -1,4 +1,5 @@
-"""Backends by name: `build_backend("torch" | "onnxruntime" | "tensorrt", model, checkpoint, ...)`.
+"""Backends by name: `build_backend("torch" | "onnxruntime" | "tensorrt" | "auto", model,
+checkpoint, ...)`; "auto" is torch on CUDA and `CPU_DEFAULT_BACKEND` on the CPU.
 
 - "torch": the registered network with the checkpoint's weights (`TorchBackend`; precision,
   channels-last, torch.compile / CUDA graphs from `BackendOptions`).
@@ -15,6 +16,7 @@ of random weights could not be cached or checked against anything).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import warnings
@@ -25,9 +27,28 @@ from typing import Any, Literal
 
 from pose_core.inference.backends import PRECISIONS, InferenceBackend, TorchBackend
 
-__all__ = ["BACKEND_NAMES", "BackendOptions", "build_backend", "resolve_checkpoint"]
+__all__ = [
+    "BACKEND_CHOICES",
+    "BACKEND_NAMES",
+    "CPU_DEFAULT_BACKEND",
+    "BackendOptions",
+    "add_backend_arguments",
+    "backend_options_from_args",
+    "build_backend",
+    "default_backend",
+    "resolve_checkpoint",
+]
 
 BACKEND_NAMES: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
+BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKEND_NAMES)
+# What "auto" runs on the CPU: the faster of torch eager and ONNX Runtime for the W32-512
+# forward measured side by side on the project's CPU machine (docs/deployment.md).
+CPU_DEFAULT_BACKEND = "onnxruntime"
+
+
+def default_backend(device: str) -> str:
+    """What backend "auto" means on `device`: torch on CUDA, `CPU_DEFAULT_BACKEND` on the CPU."""
+    return "torch" if str(device).startswith("cuda") else CPU_DEFAULT_BACKEND
 
 
 @dataclass(frozen=True)
@@ -108,9 +129,11 @@ def build_backend(
     """The backend `name` running `model_name` with `checkpoint` (see the module docstring)."""
     if not isinstance(options, BackendOptions):
         options = BackendOptions.from_mapping(options)
-    if name not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(BACKEND_NAMES)}")
+    if name not in BACKEND_CHOICES:
+        raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(BACKEND_CHOICES)}")
     weights = resolve_checkpoint(model_name, checkpoint)
+    if name == "auto":  # random weights cannot be exported: torch then
+        name = default_backend(device) if weights is not None else "torch"
     if name == "torch":
         from pose_core.models import build_model
         from pose_core.models.checkpoint import load_checkpoint
@@ -149,3 +172,26 @@ def _onnx_file(model_name: str, weights: Path, options: BackendOptions) -> Path:
     onnx_metadata(path).check_matches(model_info(model_name), file_sha256(weights),
                                       source=str(path))
     return path
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend, --precision, --onnx, --onnx-threads, --engine, --engine-policy (for the CLIs)."""
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                        help=f"network backend (auto: torch on CUDA, {CPU_DEFAULT_BACKEND} on "
+                        "the CPU when the weights can be exported)")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                        help="torch backend precision (fp16: CUDA only)")
+    parser.add_argument("--onnx", default=None,
+                        help="onnxruntime: this exported file instead of the export cache")
+    parser.add_argument("--onnx-threads", type=int, default=None,
+                        help="onnxruntime intra-op threads (default: its own)")
+    parser.add_argument("--engine", default=None, help="tensorrt: serialized engine file")
+    parser.add_argument("--engine-policy", choices=("error", "rebuild"), default="error",
+                        help="tensorrt: a stale engine is an error or is rebuilt")
+
+
+def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
+    """The `BackendOptions` of `add_backend_arguments`' options."""
+    return BackendOptions(precision=args.precision, onnx_path=args.onnx,
+                          intra_op_threads=args.onnx_threads, engine_path=args.engine,
+                          engine_policy=args.engine_policy)

@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pose_core.default_model import DEFAULT_MODEL
     from pose_core.grouping.double_embedding import add_dem_arguments
     from pose_core.grouping.options import add_grouping_arguments
+    from pose_core.inference.backend_factory import add_backend_arguments
 
     parser = argparse.ArgumentParser(
         prog="pose-infer", description="Multi-person pose estimation on images (COCO results)."
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="weights (default: the shipped weights of the default model)")
     parser.add_argument("--device", default="cpu")
+    add_backend_arguments(parser)
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--input-size", type=int, default=None)
@@ -73,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pose_core.grouping.double_embedding import dem_options_from_args
     from pose_core.grouping.options import grouping_params_from_args
+    from pose_core.inference.backend_factory import backend_options_from_args
     from pose_core.inference.estimator import PoseEstimator
 
     try:
@@ -90,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         flip_test=not args.no_flip,
         scales=tuple(args.scales),
         input_size=args.input_size,
+        backend=args.backend,
+        backend_options=backend_options_from_args(args),
         **dataclasses.asdict(grouping_params_from_args(args)),
         **dem_options_from_args(args),
     )

@@ -143,3 +143,32 @@ def test_full_test_path_matches_official(dataset: str) -> None:
     np.testing.assert_allclose(poses.keypoints[..., 2], data["final"][..., 2],
                                atol=SCORE_TOLERANCE)
     np.testing.assert_allclose(poses.scores, data["scores"], atol=SCORE_TOLERANCE)
+
+
+def test_multi_scale_averages_heatmaps_and_keeps_scale_one_tags() -> None:
+    torch.manual_seed(0)
+    from pose_core.codecs import build_decoder
+    from pose_core.codecs.base import TestOptions
+    from pose_core.models import model_info
+
+    info = model_info("ce_higherhrnet_lite_w16_256_coco")
+    codec = build_decoder(info, None, TestOptions(scales=(0.5, 1.0)))
+    assert codec.pass_scales == (1.0, 0.5)  # the official list starts with 1.0
+    image = np.random.default_rng(0).integers(0, 255, (100, 150, 3), dtype=np.uint8)
+    prepared = codec.prepare(image, None)
+    assert [tuple(t.shape[-2:]) for t in prepared.inputs] == [(256, 384), (128, 192)]
+    model = pose_core.build_model(info.name).eval()
+    passes = []
+    with torch.no_grad():
+        for batch in prepared.inputs:
+            outputs = model(batch)
+            flipped = model(torch.flip(batch, [3]))
+            passes.append(codec.merge(outputs, flipped, 0, None))
+    heatmaps, tags_of_joint = ce_aggregate(passes, 0, (384, 256), COCO_17.flip_index)
+    single, single_tags = ce_aggregate(passes[:1], 0, (384, 256), COCO_17.flip_index)
+    low, _ = ce_aggregate(passes[1:], 0, (384, 256), COCO_17.flip_index)
+    torch.testing.assert_close(heatmaps, (single + low) / 2)
+    torch.testing.assert_close(tags_of_joint(3), single_tags(3))
+    assert tags_of_joint(3).shape == (256, 384, 16)
+    poses = codec.decode(passes, prepared, slice(0, 1), None)
+    assert poses.keypoints.shape[1:] == (17, 3)

@@ -38,8 +38,9 @@ def run_arm(arm: tuple[str, str, tuple[str, ...]], seed: int, steps: int,
     command = [sys.executable, "-m", "pose_core.engine.cli", "--config", config,
                "--output-dir", str(run_dir), "--no-resume", f"seed={seed}",
                f"max_steps_per_epoch={steps}", *overrides]
-    with open(run_dir.with_suffix(".log"), "w", encoding="utf-8") as log:
-        subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
+    if not (run_dir / "val_log.csv").is_file():  # a finished run is read, not rerun
+        with open(run_dir.with_suffix(".log"), "w", encoding="utf-8") as log:
+            subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
     with open(run_dir / "val_log.csv", encoding="utf-8") as handle:
         final = list(csv.DictReader(handle))[-1]
     curve = []

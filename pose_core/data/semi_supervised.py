@@ -18,7 +18,9 @@ the first N instances of the ground-truth database) and `lib/dataset/mix_coco_co
   those channels, 0 on the others.
 
 Sample keys: `image` (3, H, W), `target` (J_model, h, w), `target_weight` (J_model, 1),
-`unlabeled_image` (3, H, W), `unlabeled_weight` (J_model, 1).
+`unlabeled_image` (3, H, W), `unlabeled_weight` (J_model, 1) and, with RandAugment on,
+`unlabeled_rand_image` (3, H, W): the same crop after `rand_augment` (photometric only, so the
+geometry of the easy view), the source of the hard view's pixels.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class SemiSupervisedDataset(Dataset):
         channel_of_joint: model channel of each data joint (identity when the layouts agree).
         num_channels: model output channels.
         seed: base seed of the labeled draws.
+        rand_augment: (N ops, magnitude M) for the RandAugment copy, or None.
+        mean, std: the normalisation of the crops (to undo it for RandAugment).
     """
 
     def __init__(
@@ -76,6 +80,9 @@ class SemiSupervisedDataset(Dataset):
         channel_of_joint: Sequence[int],
         num_channels: int,
         seed: int = 0,
+        rand_augment: tuple[int, float] | None = None,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
     ) -> None:
         if len(labeled) == 0 or len(unlabeled) == 0:
             raise ValueError("the labeled and the unlabeled sets must both be non-empty")
@@ -88,6 +95,9 @@ class SemiSupervisedDataset(Dataset):
         weight = torch.zeros(self.num_channels, 1)
         weight[list(self.channel_of_joint)] = 1.0
         self.unlabeled_weight = weight
+        self.rand_augment = rand_augment
+        self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -106,7 +116,7 @@ class SemiSupervisedDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         labeled = self.labeled[self.labeled_index(index)]
         unlabeled = self.unlabeled[index]
-        return {
+        sample = {
             "image": labeled["image"],
             "target": scatter_channels(labeled["target"], self.channel_of_joint,
                                        self.num_channels),
@@ -115,3 +125,20 @@ class SemiSupervisedDataset(Dataset):
             "unlabeled_image": unlabeled["image"],
             "unlabeled_weight": self.unlabeled_weight.clone(),
         }
+        if self.rand_augment is not None and self.rand_augment[0] > 0:
+            sample["unlabeled_rand_image"] = self._rand_copy(unlabeled["image"], index)
+        return sample
+
+    def _rand_copy(self, image: torch.Tensor, index: int) -> torch.Tensor:
+        """RandAugment of a normalised crop (denormalised to uint8 and back)."""
+        from pose_core.data.rand_augment import rand_augment
+
+        assert self.rand_augment is not None
+        pixels = (image.numpy() * self.std + self.mean) * 255.0
+        rgb = np.clip(np.rint(pixels), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        rng = np.random.default_rng((self.seed, self.epoch, int(index), 1))
+        augmented, _ = rand_augment(np.ascontiguousarray(rgb), self.rand_augment[0],
+                                    self.rand_augment[1], rng)
+        normalised = (augmented.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+                      - self.mean) / self.std
+        return torch.from_numpy(np.ascontiguousarray(normalised))

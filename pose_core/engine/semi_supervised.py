@@ -98,16 +98,17 @@ def collapse_indicator(heatmaps: Tensor, weight: Tensor) -> Tensor:
 
 def _hard_views(
     easy: Tensor,
+    pixels: Tensor,
     teachers: Sequence[Tensor],
     options: SemiSupervisedConfig,
     labelled_channels: Sequence[int],
     rng: HardViewRandom,
 ) -> tuple[list[Tensor], list[Tensor], Tensor | None]:
-    """Hard image and warped teacher maps per student (official draw order: the cutouts of
-    every student, then the affine)."""
+    """Hard image (from `pixels`: the easy view or its RandAugment copy) and warped teacher maps
+    per student (official draw order: the cutouts of every student, then the affine)."""
     stride = easy.shape[-1] / teachers[0].shape[-1]
     hard = [
-        joint_cutout(easy, argmax_joints(teacher, stride), options.joint_cutout, rng,
+        joint_cutout(pixels, argmax_joints(teacher, stride), options.joint_cutout, rng,
                      labelled_channels, release=options.release)
         for teacher in teachers
     ]
@@ -144,8 +145,8 @@ def semi_supervised_step(
 
     Args:
         networks: [f] (PoseCons, naive, supervised) or [f1, f2] (PoseDual).
-        batch: `image`, `target`, `target_weight`, `unlabeled_image`, `unlabeled_weight`, on
-            the networks' device.
+        batch: `image`, `target`, `target_weight`, `unlabeled_image`, `unlabeled_weight`
+            (optionally `unlabeled_rand_image`), on the networks' device.
         options: method, weights, cutout, affine, release switch.
         labelled_channels: model channels that carry a trained joint (cutout candidates).
         rng: the hard-view random streams.
@@ -178,7 +179,8 @@ def semi_supervised_step(
     with torch.no_grad():
         easy_maps = [forward(net, easy) for net in networks]
     teachers = easy_maps[::-1]  # PoseDual: the other network; PoseCons: itself
-    hard, targets, theta = _hard_views(easy, teachers, options, labelled_channels, rng)
+    pixels = batch.get("unlabeled_rand_image", easy)  # RandAugment copy when configured
+    hard, targets, theta = _hard_views(easy, pixels, teachers, options, labelled_channels, rng)
     students = [forward(net, view) for net, view in zip(networks, hard)]
     for k, (term, maps) in enumerate(zip(consistency_losses(students, targets, weight),
                                          easy_maps), start=1):
@@ -286,6 +288,8 @@ class SemiSupervisedTask(TopDownTask):
         return SemiSupervisedDataset(
             self._top_down_dataset(labeled), self._top_down_dataset(unlabeled),
             self.channel_of_joint, self.model_spec.num_keypoints, seed=self.seed,
+            rand_augment=(self.semi.rand_augment_ops, self.semi.rand_augment_magnitude),
+            mean=self.info.mean, std=self.info.std,
         )
 
     def train_step(
@@ -295,8 +299,9 @@ class SemiSupervisedTask(TopDownTask):
         device: torch.device,
         forward: Forward,
     ) -> dict[str, Tensor]:
-        keys = ("image", "target", "target_weight", "unlabeled_image", "unlabeled_weight")
-        moved = {k: batch[k].to(device, non_blocking=True) for k in keys}
+        keys = ("image", "target", "target_weight", "unlabeled_image", "unlabeled_weight",
+                "unlabeled_rand_image")
+        moved = {k: batch[k].to(device, non_blocking=True) for k in keys if k in batch}
         ordered = [networks[MAIN_NETWORK]] + (
             [networks[SECOND_NETWORK]] if SECOND_NETWORK in networks else [])
         # the hard-view streams follow the loop's per-epoch seeding (resumable)

@@ -214,3 +214,38 @@ def test_bad_configs_fail_before_training_naming_the_key(fixtures_dir, tmp_path)
         Trainer(too_many, build_task(too_many), tmp_path / "b", context=CPU)
     assert not (tmp_path / "a" / "last.pt").exists()
     shutil.rmtree(tmp_path / "a", ignore_errors=True)
+
+
+def test_rand_augment_copy_keeps_the_geometry_and_feeds_the_hard_view() -> None:
+    import numpy as np
+
+    from pose_core.data.rand_augment import RAND_AUGMENT_OPS, rand_augment
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (16, 12, 3), dtype=np.uint8)
+    for name, (op, low, high) in RAND_AUGMENT_OPS.items():
+        out = op(image, 20 / 30 * (high - low) + low, rng)
+        assert out.shape == image.shape and out.dtype == np.uint8, name
+    assert np.array_equal(RAND_AUGMENT_OPS["Invert"][0](image, 0.0, rng), 255 - image)
+    out, names = rand_augment(image, 2, 20, np.random.default_rng(1))
+    assert len(names) == 2 and out.shape == image.shape
+    with pytest.raises(ValueError, match="magnitude"):
+        rand_augment(image, 2, 31, rng)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    pixels = torch.from_numpy(((image.transpose(2, 0, 1) / 255.0
+                                - np.reshape(mean, (3, 1, 1))) / np.reshape(std, (3, 1, 1)))
+                              .astype(np.float32))
+    labeled = _ListDataset([{"image": pixels, "target": torch.zeros(17, 4, 3),
+                             "target_weight": torch.ones(17, 1)}])
+    unlabeled = _ListDataset([{"image": pixels}])
+    dataset = SemiSupervisedDataset(labeled, unlabeled, COCO_17_TO_UNION_24, 24,
+                                    rand_augment=(2, 20.0), mean=mean, std=std)
+    copy = dataset[0]["unlabeled_rand_image"]
+    assert copy.shape == pixels.shape and not torch.equal(copy, pixels)
+    plain = SemiSupervisedDataset(labeled, unlabeled, COCO_17_TO_UNION_24, 24)
+    assert "unlabeled_rand_image" not in plain[0]
+    batch = {**_batch(), "unlabeled_rand_image": torch.rand(2, 3, 16, 12)}
+    step = semi_supervised_step([_tiny(0)], batch,
+                                SemiSupervisedConfig(method="posecons", hard_affine=False),
+                                (0, 1), HardViewRandom.from_seed(0), _forward)
+    assert torch.equal(step.hard_images[0], batch["unlabeled_rand_image"])

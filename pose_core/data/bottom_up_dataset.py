@@ -143,7 +143,16 @@ class BottomUpDataset(Dataset):
         """The generator of sample `index` in the current epoch."""
         return np.random.default_rng((self.seed, self.epoch, int(index)))
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def record_joints(self, record: ImageRecord) -> np.ndarray:
+        """(P, J, 3) joints of the trained people in image pixels (`records_joints`); a method
+        with extra points (e.g. a person centre) appends them here."""
+        return records_joints(record, self.spec.num_keypoints)
+
+    def augmented(
+        self, index: int
+    ) -> tuple[ImageRecord, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """Steps 1-3: the record, the warped RGB image, and per output size the mask and the
+        joints (P, J, 3) in that output's pixels."""
         record = self.records[index]
         image = read_image_rgb(record.path)
         if image.shape[:2] != (record.height, record.width):
@@ -152,7 +161,7 @@ class BottomUpDataset(Dataset):
                 f"says width {record.width}, height {record.height}"
             )
         mask = crowd_loss_mask(record)
-        joints = records_joints(record, self.spec.num_keypoints)
+        joints = self.record_joints(record)
         masks = [mask for _ in self.output_sizes]
         joints_list = [joints for _ in self.output_sizes]
         if self.augment:
@@ -162,6 +171,19 @@ class BottomUpDataset(Dataset):
         else:
             params = self.affine.identity_params(record.height, record.width)
             image, masks, joints_list = self.affine.apply(image, masks, joints_list, params)
+        return record, image, masks, joints_list
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.sample(*self.augmented(index))
+
+    def sample(
+        self,
+        record: ImageRecord,
+        image: np.ndarray,
+        masks: list[np.ndarray],
+        joints_list: list[np.ndarray],
+    ) -> dict[str, Any]:
+        """Steps 4-5: the sample dict of an augmented image (see the module docstring)."""
         heatmaps = [
             torch.from_numpy(gen(j.reshape(-1, self.spec.num_keypoints, 3)))
             for gen, j in zip(self.heatmap_generators, joints_list, strict=True)

@@ -70,11 +70,14 @@ class CodecConfig:
         max_people: slots of the AE joint-index array (official 30).
         encoding: "standard" (truncated-centre patch, official) or "dark" (unbiased float
             centre, DarkPose; top-down only).
+        dem_targets: Double Embedding only: "paper" (centre of the labelled joints, parent
+            visibility checked, overlapping offsets averaged) or "release" (the released rules).
     """
 
     sigma: float = 2.0
     max_people: int = 30
     encoding: Literal["standard", "dark"] = "standard"
+    dem_targets: Literal["paper", "release"] = "paper"
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class SemiSupervisedConfig:
         consistency_weight: weight of the consistency term (official 1).
         joint_cutout: rectangles per hard image around the teacher's joints (official 5; 0 off).
         hard_affine: the extra affine of the hard view (official UNSUP_TRANSFORM true).
+        rand_augment_ops / rand_augment_magnitude: RandAugment N and M (0..30) of the hard
+            view's pixels (official CONS_RAND_AUG with N 2, M 20; 0 ops = off).
         release: the released code's defects (swapped cutout clamp, cutout channels drawn among
             all model channels) instead of the corrected behaviour.
     """
@@ -141,6 +146,8 @@ class SemiSupervisedConfig:
     consistency_weight: float = 1.0
     joint_cutout: int = 0
     hard_affine: bool = True
+    rand_augment_ops: int = 0
+    rand_augment_magnitude: float = 20.0
     release: bool = False
 
 
@@ -158,6 +165,9 @@ class LossConfig:
             weight (release 1e-4; 0 = off), beta of the scale-wise targets (0.40 COCO, 0.55
             CrowdPose), the focal-like weight and its gamma, scale-adapted (True) or
             fixed-sigma (False) targets, and the zero-tag guard ("fixed_sigma" or "release").
+        offset_factors / centre_weight: Double Embedding only (task "double_embedding"):
+            Smooth-L1 offset weight per resolution (release 2.0 COCO W32-512, 1.0 otherwise)
+            and the centre heatmap's weight (5).
     """
 
     heatmap_factors: tuple[float, ...] = (1.0, 1.0)
@@ -170,6 +180,8 @@ class LossConfig:
     focal_gamma: float = 0.01
     scale_adaptive: bool = True
     zero_tag_guard: Literal["fixed_sigma", "release"] = "fixed_sigma"
+    offset_factors: tuple[float, ...] = (2.0, 2.0)
+    centre_weight: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -209,6 +221,7 @@ class ValidationConfig:
         flip_test: evaluate with horizontal flip test.
         detection_threshold / tag_threshold / max_people / adjust / refine: the `GroupingParams`
             fields of the same names (same defaults); `grouping_params()` gives the record.
+        dem_mode: Double Embedding models only: decoder mode ("paper" or "release").
     """
 
     every_epochs: int = 10
@@ -219,6 +232,7 @@ class ValidationConfig:
     max_people: int = GROUPING_DEFAULTS.max_people
     adjust: bool = GROUPING_DEFAULTS.adjust
     refine: bool = GROUPING_DEFAULTS.refine
+    dem_mode: Literal["paper", "release"] = "paper"
 
     def grouping_params(self) -> GroupingParams:
         """The grouping options as one record (the other fields at their defaults)."""

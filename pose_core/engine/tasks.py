@@ -317,20 +317,24 @@ class TopDownTask(_CocoTask):
             boxes[image_id] = rows.tolist()
         return boxes
 
-    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
-        """AP with the validation boxes through `PoseEstimator` (top-down path)."""
-        if not self.data.val_annotations:
-            return None
+    def validation_estimator(self, model: nn.Module, device: torch.device) -> Any:
+        """The top-down `PoseEstimator` that validation runs `model` through."""
         from pose_core.inference import PoseEstimator
         from pose_core.inference.backends import TorchBackend
 
-        records = self._validation_records()
-        estimator = PoseEstimator(
+        return PoseEstimator(
             self.model_config.name,
             backend=TorchBackend(model, device),
             flip_test=self.validation_config.flip_test,
             top_down_decoder="dark" if self.codec.encoding == "dark" else "quarter",
         )
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
+        """AP with the validation boxes through `PoseEstimator` (top-down path)."""
+        if not self.data.val_annotations:
+            return None
+        records = self._validation_records()
+        estimator = self.validation_estimator(model, device)
         boxes = self._boxes(records)
 
         def predict(image: np.ndarray, record: Any) -> Poses:
@@ -350,6 +354,7 @@ TASKS: dict[str, tuple[str, str]] = {
     # --- Coupled Embedding
     "coupled_embedding": ("pose_core.engine.coupled_embedding_task", "CoupledEmbeddingTask"),
     # --- Double Embedding
+    "double_embedding": ("pose_core.engine.double_embedding_task", "DoubleEmbeddingTask"),
     # --- Semi-supervised
     "semi_supervised": ("pose_core.engine.semi_supervised", "SemiSupervisedTask"),
 }

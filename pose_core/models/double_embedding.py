@@ -277,3 +277,11 @@ def dem_higher_hrnet_w32(keypoints: KeypointSpec = COCO_17) -> DoubleEmbeddingNe
 def dem_higher_hrnet_w48(keypoints: KeypointSpec = COCO_17) -> DoubleEmbeddingNet:
     """DEM HigherHRNet-W48."""
     return build_double_embedding(DEM_HIGHER_HRNET_W48, keypoints)
+
+
+def dem_higher_hrnet_lite_w16(keypoints: KeypointSpec = COCO_17) -> DoubleEmbeddingNet:
+    """The small DEM network for CPU experiments: the backbone of the shipped
+    `higherhrnet_lite_w16_256_coco` (width 16, reduced stages) with DEM heads (1 BasicBlock)."""
+    from pose_core.models.higher_hrnet import HIGHER_HRNET_LITE_W16
+
+    return build_double_embedding(dem_spec(HIGHER_HRNET_LITE_W16.backbone, 1), keypoints)

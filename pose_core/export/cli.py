@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--check-size", type=_size, nargs="+", default=None,
                       help="input sizes (W or WxH) of the ONNX Runtime check")
     onnx.add_argument("--atol", type=float, default=1e-4)
+    from pose_core.export.tensorrt_cli import add_tensorrt_parser
+
+    add_tensorrt_parser(commands)
     return parser
 
 
@@ -70,7 +73,11 @@ def _export_onnx(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _export_onnx(args)
+        if args.command == "onnx":
+            return _export_onnx(args)
+        from pose_core.export.tensorrt_cli import run_tensorrt_command
+
+        return run_tensorrt_command(args)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as error:
         print(f"pose-export: {error}", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ import torch
 from pose_core.export.metadata import METADATA_VERSION, MetadataMismatch, file_sha256
 from pose_core.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_metadata
 
-__all__ = ["cache_key", "cached_onnx", "default_cache_dir"]
+__all__ = ["cache_key", "cached_onnx", "default_cache_dir", "engine_cache_path"]
 
 
 def default_cache_dir() -> Path:
@@ -70,3 +70,16 @@ def cached_onnx(
             pass
     export_onnx(model_name, checkpoint, path, flip_folded=flip_folded, opset=opset)
     return path
+
+
+def engine_cache_path(
+    model_name: str,
+    checkpoint: str | os.PathLike[str],
+    precision: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Where the TensorRT engine of a model, checkpoint and precision is looked for (and built
+    with `engine_policy: rebuild`): `<cache>/tensorrt/<model>-<precision>-<key>.engine`."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = cache_key(model_name, file_sha256(checkpoint), flip_folded=False, opset=DEFAULT_OPSET)
+    return folder / "tensorrt" / f"{model_name}-{precision}-{key}.engine"

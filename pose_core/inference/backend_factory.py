@@ -67,7 +67,8 @@ class BackendOptions:
         onnx_path: onnxruntime: run this file instead of the cached export.
         flip_folded: onnxruntime: export / expect the flip test inside the graph.
         cache_dir: folder of the ONNX export cache (None: `default_cache_dir()`).
-        engine_path: tensorrt: the serialized engine (its metadata beside it).
+        engine_path: tensorrt: the serialized engine (its metadata beside it); None: the
+            engine cache (`onnx_cache.engine_cache_path`: model, checkpoint, precision).
         engine_policy: tensorrt: "error" (stale engine -> error saying how to rebuild) or
             "rebuild" (rebuild it from `onnx_path` / the cached export).
     """
@@ -147,15 +148,21 @@ def build_backend(
     if weights is None:
         raise ValueError(f"the {name} backend needs a checkpoint for {model_name} (an export "
                          "of random weights is neither cached nor checked)")
-    onnx_path = _onnx_file(model_name, weights, options)
     if name == "onnxruntime":
         from pose_core.inference.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(onnx_path, options.providers, options.intra_op_threads,
-                                  options.inter_op_threads)
+        return OnnxRuntimeBackend(_onnx_file(model_name, weights, options), options.providers,
+                                  options.intra_op_threads, options.inter_op_threads)
     from pose_core.inference.tensorrt_backend import TensorRTBackend
 
-    return TensorRTBackend.for_model(model_name, onnx_path, options, device)
+    from pose_core.export.onnx_cache import engine_cache_path
+
+    engine_path = options.engine_path or engine_cache_path(
+        model_name, weights, options.precision, options.cache_dir)
+    return TensorRTBackend.for_model(
+        model_name, engine_path, lambda: _onnx_file(model_name, weights, options), options,
+        device,
+    )
 
 
 def _onnx_file(model_name: str, weights: Path, options: BackendOptions) -> Path:

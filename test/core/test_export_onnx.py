@@ -179,3 +179,30 @@ def test_cli_and_cache(tmp_path: Path) -> None:
     first.write_bytes(first.read_bytes()[:1000])  # a truncated cache entry is exported again
     again = cached_onnx(DEFAULT_MODEL, checkpoint, cache_dir=tmp_path / "cache")
     assert again == first and onnx_metadata(again).model == DEFAULT_MODEL
+
+
+def test_fp16_onnx_for_strongly_typed_tensorrt(tmp_path: Path) -> None:
+    from pose_core.export.onnx_fp16 import FP16_MARK, convert_to_fp16
+
+    checkpoint = default_checkpoint_path()
+    fp32 = export_onnx(DEFAULT_MODEL, checkpoint, tmp_path / "m.onnx",
+                       check_sizes_wh=((256, 256),)).path
+    fp16 = convert_to_fp16(fp32, tmp_path / "m16.onnx")
+    model = onnx.load(str(fp16))
+    assert any(p.key == FP16_MARK for p in model.metadata_props)
+    assert onnx_metadata(fp16).model == DEFAULT_MODEL
+    float_type = onnx.TensorProto.FLOAT
+    assert model.graph.input[0].type.tensor_type.elem_type == float_type
+    assert all(o.type.tensor_type.elem_type == float_type for o in model.graph.output)
+    weights = {i.name: i.data_type for i in model.graph.initializer}
+    tag_conv = next(n for n in model.graph.node if "output_0" in n.output)
+    assert weights[tag_conv.input[1]] == float_type  # the tag layer keeps FP32
+    other_convs = [n for n in model.graph.node if n.op_type == "Conv" and n is not tag_conv
+                   and "output_0" not in n.output]
+    assert all(weights[n.input[1]] == onnx.TensorProto.FLOAT16 for n in other_convs)
+    image = np.random.default_rng(0).standard_normal((1, 3, 256, 320)).astype(np.float32)
+    reference = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    half = ort.InferenceSession(str(fp16), providers=["CPUExecutionProvider"])
+    for ours, full in zip(half.run(None, {"image": image}), reference.run(None, {"image": image})):
+        assert ours.dtype == np.float32
+        assert np.abs(ours - full).max() <= 1e-2 * np.abs(full).max()

@@ -223,12 +223,20 @@ class HighResolutionModule(nn.Module):
                 if i == j:
                     y = y + xs[j]
                 elif j > i and self.upsample == "bilinear":
-                    y = y + F.interpolate(row[j](xs[j]), size=xs[i].shape[-2:], mode="bilinear",
-                                          align_corners=False)
+                    y = y + _bilinear_to(row[j](xs[j]), xs[i].shape[-2:], 2 ** (j - i))
                 else:
                     y = y + row[j](xs[j])
             fused.append(self.relu(y))
         return fused
+
+
+def _bilinear_to(maps: torch.Tensor, size: torch.Size, factor: int) -> torch.Tensor:
+    """Bilinear resize (align_corners False) to `size`; an exact x`factor` goes through a
+    constant scale factor (same values; exports as a Resize with constant scales)."""
+    if tuple(size) == (maps.shape[-2] * factor, maps.shape[-1] * factor):
+        return F.interpolate(maps, scale_factor=float(factor), mode="bilinear",
+                             align_corners=False)
+    return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def _make_transition(pre: tuple[int, ...], cur: tuple[int, ...]) -> nn.ModuleList:

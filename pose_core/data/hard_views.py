@@ -11,9 +11,10 @@ Frames and shapes:
 - joints (N, J, 2) float (x, y) in input pixels = heatmap argmax (x = index mod w,
   y = index div w, no sub-pixel shift) times the stride;
 - theta (N, 2, 3) float64: `F.affine_grid` matrices mapping output to input in normalised
-  [-1, 1] coordinates (align_corners False), theta = [[s cos r, s sin r, 0], [-s sin r, s cos r, 0]]
-  (`cv2.getRotationMatrix2D((0, 0), r, s)`); s > 1 shrinks the content. The same theta warps the
-  image and the teacher heatmaps, so heatmaps move exactly with the image.
+  [-1, 1] coordinates (align_corners False),
+  theta = [[s cos r, s sin r, 0], [-s sin r, s cos r, 0]] (`cv2.getRotationMatrix2D((0, 0), r,
+  s)`); s > 1 shrinks the content. The same theta warps the image and the teacher heatmaps, so
+  heatmaps move exactly with the image.
 
 Random streams (`HardViewRandom`): a torch generator (cutout jitter and half-sizes), a numpy
 `RandomState` (cutout channels, affine scale / rotation) and a python `random.Random` (the
@@ -207,7 +208,8 @@ def hard_point_map(points_xy: np.ndarray, theta: np.ndarray, size_wh: Sequence[i
     """Where pixel points (K, 2) of an (w, h) map land after `warp_with_theta` with one
     (2, 3) theta (pixel centres at i + 0.5 in the align_corners False convention)."""
     w, h = (float(v) for v in size_wh)
-    normalised = np.stack([(2 * points_xy[:, 0] + 1) / w - 1, (2 * points_xy[:, 1] + 1) / h - 1], 1)
+    normalised = np.stack([(2 * points_xy[:, 0] + 1) / w - 1,
+                           (2 * points_xy[:, 1] + 1) / h - 1], 1)
     inverse = np.linalg.inv(np.asarray(theta, np.float64)[:, :2])
     out = normalised @ inverse.T
     return np.stack([((out[:, 0] + 1) * w - 1) / 2, ((out[:, 1] + 1) * h - 1) / 2], 1)

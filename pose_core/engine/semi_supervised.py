@@ -33,7 +33,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -309,31 +308,19 @@ class SemiSupervisedTask(TopDownTask):
         return semi_supervised_step(ordered, moved, self.semi, self.channel_of_joint, rng,
                                     forward).losses
 
-    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
-        """AP of network 1 on `data.val_*` with GT boxes (or detections), no flip unless
-        `validation.flip_test`."""
-        if not self.data.val_annotations:
-            return None
+    def validation_estimator(self, model: nn.Module, device: torch.device) -> Any:
+        """Network 1 (the main network) through the top-down `PoseEstimator`, its heatmaps
+        restricted to the data's joints (COCO-17 of the union-24); the paper tests with GT
+        boxes and no flip (`validation.flip_test: false`)."""
         from pose_core.inference import PoseEstimator
         from pose_core.inference.backends import TorchBackend
-        from pose_core.structures import Poses
 
         wrapped = ChannelSelect(model, self.channel_of_joint).to(device)
-        estimator = PoseEstimator(
+        return PoseEstimator(
             _estimator_name(self.spec.name, self.model_config.name, self.model_spec.name),
             backend=TorchBackend(wrapped, device), flip_test=self.validation_config.flip_test,
             input_size=self.image_wh,
         )
-        records = self._validation_records()
-        boxes = self._boxes(records)
-
-        def predict(image: np.ndarray, record: Any) -> Poses:
-            found = boxes[int(record.image_id)]
-            if not found:
-                return Poses.empty(self.spec.num_keypoints)
-            return estimator(image, np.asarray(found, np.float64))
-
-        return self._evaluate(records, predict)
 
 
 def _estimator_name(data_spec: str, model_name: str, model_spec: str) -> str:

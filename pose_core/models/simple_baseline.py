@@ -180,7 +180,8 @@ def semi_supervised_state_dict(
         selected[name] = value
     if not selected:
         raise ValueError(
-            f"no entry under {prefix!r}: not a PoseCons / PoseDual state_dict with network {network}"
+            f"no entry under {prefix!r}: not a PoseCons / PoseDual state_dict with network "
+            f"{network}"
         )
     return selected
 

@@ -249,3 +249,18 @@ def test_rand_augment_copy_keeps_the_geometry_and_feeds_the_hard_view() -> None:
                                 SemiSupervisedConfig(method="posecons", hard_affine=False),
                                 (0, 1), HardViewRandom.from_seed(0), _forward)
     assert torch.equal(step.hard_images[0], batch["unlabeled_rand_image"])
+
+
+def test_validation_scores_network_1_on_coco_joints_with_gt_boxes(fixtures_dir, tmp_path) -> None:
+    config = _config(fixtures_dir, tmp_path)
+    annotations = config.data.train_annotations
+    config = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, val_annotations=annotations, val_images=config.data.train_images),
+        validation=dataclasses.replace(config.validation, flip_test=False))
+    task = build_task(config)
+    model = task.build_networks()["model"].eval()
+    with torch.no_grad():
+        metrics = task.validate(model, torch.device("cpu"))
+    assert metrics is not None and 0.0 <= metrics["AP"] <= 1.0
+    estimator = task.validation_estimator(model, torch.device("cpu"))
+    assert estimator.keypoint_spec is COCO_17  # 17 of the 24 union channels are scored

@@ -129,6 +129,68 @@ def evaluate_arm(arm: str, run: Path, data: Path, max_images: int) -> dict[str, 
     return results
 
 
+def summarise(results: dict[str, Any]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """arm -> level -> metric -> (mean, std, n) over seeds."""
+    table: dict[str, dict[str, dict[str, list[float]]]] = {}
+    metrics = ("AP", "pearson_abs_mean_centred", "effective_rank", "participation_ratio",
+               "gt_grouping_accuracy")
+    for arm in ARMS:
+        runs = [r for r in results.values() if r["arm"] == arm]
+        if not runs:
+            continue
+        table[arm] = {}
+        for level in map(str, CROWDING):
+            table[arm][level] = {}
+            for metric in metrics:
+                values = np.asarray([r["levels"][level][metric] for r in runs], np.float64)
+                values = values[np.isfinite(values)]
+                table[arm][level][metric] = (
+                    [float(values.mean()), float(values.std()), int(len(values))]
+                    if len(values) else [float("nan"), float("nan"), 0]
+                )
+    return table
+
+
+def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Three figures: AP, GT-location grouping accuracy and tag statistics vs crowding."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summarise(results)
+    labels = {"ae1d": "plain AE (1-D)", "ae8d": "8-D AE, no scale loss", "full": "full CE"}
+    written = []
+    panels = (
+        ("coupled_embedding_ap.png", (("AP", "COCO AP (CE test path, flip)"),)),
+        ("coupled_embedding_grouping.png",
+         (("gt_grouping_accuracy", "joints nearest to own person's mean tag"),)),
+        ("coupled_embedding_tags.png",
+         (("pearson_abs_mean_centred", "mean |Pearson r| between tag dims"),
+          ("effective_rank", "effective rank of mean tags"))),
+    )
+    for filename, metrics in panels:
+        figure, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.6))
+        axes = np.atleast_1d(axes)
+        for axis, (metric, title) in zip(axes, metrics):
+            for arm, levels in table.items():
+                means = [levels[str(k)][metric][0] for k in CROWDING]
+                stds = [levels[str(k)][metric][1] for k in CROWDING]
+                axis.errorbar(CROWDING, means, yerr=stds, marker="o", capsize=3,
+                              label=labels[arm])
+            axis.set_xlabel("people per image")
+            axis.set_xticks(CROWDING)
+            axis.set_title(title, fontsize=10)
+            axis.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        figure.tight_layout()
+        path = out_dir / filename
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/ce_experiment"))
@@ -140,7 +202,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=25)
     parser.add_argument("--results", type=Path,
                         default=REPO / "docs" / "coupled_embedding_runs" / "results.json")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="only draw the figures from --results (into its parent's parent)")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        results = json.loads(args.results.read_text())
+        for path in plot(results, args.results.parent.parent):
+            print(path)
+        print(json.dumps(summarise(results), indent=1))
+        return 0
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     data = args.out / "data"
@@ -157,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run = train_arm(arm, seed, data, args.out, args.steps)
             trained = time.time()
             results[key] = {
-                "arm": arm, "seed": seed, "steps": args.steps, "size": args.size,
+                "arm": arm, "seed": seed, "size": args.size,
+                "steps": int(torch.load(run / "last.pt", weights_only=True)["step"]),
                 "train_seconds": trained - started,
                 "levels": evaluate_arm(arm, run, data, args.val_images),
                 "eval_seconds": time.time() - trained,
@@ -165,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(results, indent=1) + "\n")
             print(key, json.dumps(results[key]["levels"]), flush=True)
+    plot(results, args.results.parent.parent)
     return 0
 
 

@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 CE_UNMATCHED_COST = 1e5
+# refine compares up to this many tag values at once (people x H x W x L)
+_REFINE_BATCH_ELEMENTS = 1 << 24
 TagsOfJoint = Callable[[int], torch.Tensor]
 
 
@@ -194,31 +196,34 @@ def ce_refine(
     people: list[torch.Tensor], heatmaps: torch.Tensor, tags_of_joint: TagsOfJoint
 ) -> list[torch.Tensor]:
     """Official `refine` of every person (on copies), joint type by joint type so that each
-    type's tag map is read once; each person's tag is its found joints' mean before refine."""
+    type's tag map is read once, the people missing it in batches; each person's tag is the
+    mean tag of its found joints before refine."""
     refined = [person.clone() for person in people]
-    missing = [torch.nonzero(person[:, 2] <= 0).flatten().tolist() for person in people]
+    missing = [person[:, 2] <= 0 for person in people]
     person_tags = [
-        person[person[:, 2] > 0][:, 3:].mean(dim=0) if len(gaps) < person.shape[0] else None
+        person[~gaps][:, 3:].mean(dim=0) if bool((~gaps).any()) else None
         for person, gaps in zip(people, missing)
     ]
-    width = heatmaps.shape[2]
-    for joint in range(heatmaps.shape[0]):
-        waiting = [i for i, gaps in enumerate(missing) if joint in gaps]
+    num_joints, height, width = heatmaps.shape
+    for joint in range(num_joints):
+        waiting = [i for i, gaps in enumerate(missing)
+                   if bool(gaps[joint]) and person_tags[i] is not None]
         if not waiting:
             continue
         heat = heatmaps[joint]
         tags = tags_of_joint(joint)
-        for i in waiting:
-            tag = person_tags[i]
-            if tag is None:  # a person without found joints (cannot happen after matching)
-                continue
-            distance = torch.linalg.vector_norm(tags - tag[None, None, :], dim=2)
-            flat = int(torch.argmax(heat - torch.round(distance)))
-            row, column = divmod(flat, width)
-            dx, dy = _quarter_step(heat, row, column)
-            refined[i][joint, 0] = column + 0.5 + dx
-            refined[i][joint, 1] = row + 0.5 + dy
-            refined[i][joint, 2] = heat[row, column]
+        batch = max(1, _REFINE_BATCH_ELEMENTS // max(1, tags.numel()))
+        for first in range(0, len(waiting), batch):
+            chunk = waiting[first : first + batch]
+            wanted = torch.stack([person_tags[i] for i in chunk])  # type: ignore[misc]
+            distance = torch.linalg.vector_norm(tags[None] - wanted[:, None, None, :], dim=3)
+            best = torch.argmax((heat[None] - torch.round(distance)).reshape(len(chunk), -1), 1)
+            for i, flat in zip(chunk, best.tolist()):
+                row, column = divmod(flat, width)
+                dx, dy = _quarter_step(heat, row, column)
+                refined[i][joint, 0] = column + 0.5 + dx
+                refined[i][joint, 1] = row + 0.5 + dy
+                refined[i][joint, 2] = heat[row, column]
     return refined
 
 

@@ -4,6 +4,10 @@
     pose-eval --dataset coco --annotations GT.json --images DIR --model NAME
               [--checkpoint F] [--detections DETS.json] [--save-results RES.json] [--json OUT]
 
+Under `torchrun --nproc_per_node N -m pose_core.evaluation.cli ...` the second form runs on N
+processes, each taking a shard of the images; rank 0 gathers the people and evaluates once (gloo
+on the CPU, NCCL on CUDA, one GPU per rank).
+
 The first form evaluates an existing COCO-format results file. The second runs
 `pose_core.PoseEstimator` over every image of the annotation file (read from DIR with OpenCV,
 colour, EXIF orientation ignored, BGR), with the person boxes of a detection-results JSON for
@@ -101,9 +105,12 @@ def run_model_on_images(
     `estimator_options` go to `PoseEstimator` (flip_test, top_down_decoder, ...).
 
     Boxes (top-down) are passed as `boxes=` (N, 5) float32 x, y, w, h, score (image pixels).
+    Under `torchrun` each rank runs a shard of the images and rank 0's evaluator receives every
+    rank's people in file order (`pose_core.evaluation.sharding`); the others' stays empty.
     """
     import cv2
 
+    from pose_core.evaluation.sharding import init_evaluation_ranks
     from pose_core.inference import PoseEstimator
 
     content = json.loads(evaluator.gt_json.read_text())
@@ -113,9 +120,18 @@ def run_model_on_images(
         found = read_detections(detections, min_score=min_det_score)
         boxes = {key: value.astype(np.float32) for key, value in found.items()}
     weights = None if checkpoint is None else str(checkpoint)
+    from pose_core.evaluation.sharding import (
+        finish_evaluation_ranks,
+        gather_in_order,
+        shard_positions,
+    )
+
+    rank, world_size, device = init_evaluation_ranks(device)
     estimator: Any = PoseEstimator(model, checkpoint=weights, device=device, **estimator_options)
-    count = 0
-    for image in content["images"]:
+    found = []
+    images = content["images"]
+    for position in shard_positions(len(images), rank, world_size):
+        image = images[position]
         path = image_dir / image["file_name"]
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if frame is None:
@@ -128,9 +144,11 @@ def run_model_on_images(
         else:
             image_boxes = boxes.get(int(image["id"]), np.zeros((0, 5), np.float32))
             poses = estimator(frame, boxes=image_boxes)
-        evaluator.process([image["id"]], [poses])
-        count += 1
-    return count
+        found.append((position, image["id"], poses))
+    for _, image_id, poses in gather_in_order(found):  # rank 0: every rank's, in file order
+        evaluator.process([image_id], [poses])
+    finish_evaluation_ranks()
+    return len(images)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 evaluator, args.images, args.model, args.checkpoint, args.detections,
                 args.min_det_score, args.device, **options,
             )
+            from pose_core.evaluation.sharding import is_main_rank
+
+            if not is_main_rank():
+                return 0  # rank 0 evaluates every rank's people once
             if args.save_results:
                 write_results_json(args.save_results, evaluator.results)
             metrics = evaluator.evaluate()

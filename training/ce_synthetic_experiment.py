@@ -1,4 +1,4 @@
-"""Synthetic Coupled Embedding experiment: plain AE (1-D) vs 8-D AE vs full CE (docs/coupled_embedding.md).
+"""Synthetic Coupled Embedding experiment: plain AE (1-D), 8-D AE and full CE (docs/).
 
 Same data, budget, backbone and code path for every arm; only the switches differ
 (`config/train/ce_synthetic_{ae1d,ae8d,full}.yaml`):
@@ -107,7 +107,9 @@ def evaluate_arm(arm: str, run: Path, data: Path, max_images: int) -> dict[str, 
     model = build_model(model_name)
     load_checkpoint(model, run / "last.pt")
     model.eval()
-    estimator = PoseEstimator(model_name, backend=TorchBackend(model, "cpu"), flip_test=True)
+    # at most 10 people per scene: the parser keeps the top 10 candidates per joint type
+    estimator = PoseEstimator(model_name, backend=TorchBackend(model, "cpu"), flip_test=True,
+                              max_people=10)
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -118,11 +120,12 @@ def evaluate_arm(arm: str, run: Path, data: Path, max_images: int) -> dict[str, 
     results: dict[str, Any] = {}
     for people in CROWDING:
         folder = data / f"val_{people}"
-        records = load_coco_keypoints(folder / "annotations.json", model_info(model_name).keypoints,
+        keypoints = model_info(model_name).keypoints
+        records = load_coco_keypoints(folder / "annotations.json", keypoints,
                                       image_dir=folder / "images")[:max_images]
         poses = [estimator(cv2.imread(str(r.path))) for r in records]
         ap = evaluate_coco_keypoints(folder / "annotations.json", [r.image_id for r in records],
-                                     poses, model_info(model_name).keypoints)
+                                     poses, keypoints)
         stats = analysis.analyse_model(model, model_name, folder / "annotations.json",
                                        folder / "images", max_images)
         results[str(people)] = {"AP": ap["AP"], "AP50": ap.get("AP50"), **stats}

@@ -84,7 +84,8 @@ def read_scales(tags: Tensor, guard_value: float | None = None, eps: float = 1e-
     `guard_value` when given (else the release's 0)."""
     magnitude = tags.detach().abs()
     total = magnitude.sum(dim=2)
-    centres = (torch.arange(tags.shape[2], device=tags.device, dtype=tags.dtype) + 0.5) / tags.shape[2]
+    dim = tags.shape[2]
+    centres = (torch.arange(dim, device=tags.device, dtype=tags.dtype) + 0.5) / dim
     weights = magnitude / total.clamp_min(1e-12)[:, :, None]
     scales = (weights * centres[None, None, :, None, None]).sum(dim=2)
     if guard_value is not None:
@@ -108,7 +109,8 @@ def scale_wise_heatmap_loss(
     loss = (prediction - target) ** 2
     if focal:
         positive = (1 - torch.log(target)) ** (-gamma)
-        loss = loss * (positive * torch.abs(1 - prediction) + (1 - positive) * torch.abs(prediction))
+        weight = positive * torch.abs(1 - prediction) + (1 - positive) * torch.abs(prediction)
+        loss = loss * weight
     if mask is not None:
         loss = loss * mask[:, None]
     return loss.mean()

@@ -5,7 +5,12 @@
 #
 # 1. the `gpu`-marked tests (`python -m pytest -m gpu`: CUDA against CPU people, fp32 and fp16);
 # 2. a CUDA smoke run: PoseEstimator(DEFAULT_MODEL, device="cuda") on a synthetic 640x480 frame,
-#    fp32 and fp16, printing the people found and the per-stage timings (median / p90 of 20).
+#    fp32 and fp16, printing the people found and the per-stage timings (median / p90 of 20);
+# 3. `python -m pose_core.bench.device_checks --device cuda`: the torch backend in fp32 / fp16 /
+#    bf16 on CUDA against CPU fp32 people, grouping + refine on CUDA tensors against the CPU;
+# 4. pose-bench on HigherHRNet-W32-512 (torch on CUDA, fp32 / fp16 / bf16; model-only and
+#    end-to-end with the flip test on 640x480 frames, batches 1 and 4), reports written to
+#    runs/bench_gpu/w32_512_cuda.{json,md,png} (add them to docs/deployment.md).
 # Uses ./env.sh (the project's venv + ROS workspace) when ./setup.sh has run, else `python`.
 # Exit status: 0 all passed, 3 no CUDA device, otherwise the failing step's status.
 set -euo pipefail
@@ -74,4 +79,13 @@ for fp16 in (False, True):
     if people == 0:
         raise SystemExit("gpu_check: the CUDA estimator found nobody")
 EOF
+
+echo "gpu_check: torch backend precisions and grouping on CUDA vs CPU"
+"${PY[@]}" -m pose_core.bench.device_checks --device cuda
+
+echo "gpu_check: pose-bench W32-512 on CUDA"
+"${PY[@]}" -m pose_core.bench.cli --model higherhrnet_w32_512_coco --device cuda \
+  --backends torch --precisions fp32 fp16 bf16 --sizes 512 --batches 1 4 --modes model e2e \
+  --flip --frame-size 640x480 --rounds 3 --repeats 20 --warmup 5 \
+  --out-dir runs/bench_gpu --stem w32_512_cuda
 echo "gpu_check: OK"

@@ -1,5 +1,7 @@
 """`pose-bench` reports: JSON (every number), a markdown table and a plot (PNG).
 
+`30-fps cameras`: end-to-end frames per second / 30, rounded down (B frames of B cameras per
+forward: how many 30-frames/s cameras this configuration keeps up with).
 Ratios are per round (the cases of one round ran back to back) and summarised by their median:
 `speedup = median over rounds of (reference round median / case round median)`, the reference
 being the same mode, precision, size, batch and flip setting on the `torch` backend.
@@ -70,21 +72,23 @@ def speedups(results: Sequence[BenchResult], reference: str = "torch") -> list[d
 def _markdown(results: Sequence[BenchResult], ratios: list[dict[str, Any]],
               machine: dict[str, Any]) -> str:
     lines = [
-        "| case | median ms | p90 ms | p99 ms | items/s | round medians ms | "
+        "| case | median ms | p90 ms | p99 ms | items/s | 30-fps cameras | round medians ms | "
         "pre / net / group | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.stats is None:
-            lines.append(f"| {r.case.label} | failed: {r.error} | | | | | | |")
+            lines.append(f"| {r.case.label} | failed: {r.error} | | | | | | | |")
             continue
         s = r.stats
         shares = " / ".join(f"{100 * r.stage_shares.get(k, 0):.0f}%"
                             for k in ("preprocess", "network", "grouping")) if r.stage_shares \
             else "-"
         rounds = ", ".join(f"{m:.1f}" for m in r.round_medians_ms)
+        cameras = str(int(s.throughput // 30)) if r.case.mode == "e2e" else "-"
         lines.append(f"| {r.case.label} | {s.median_ms:.1f} | {s.p90_ms:.1f} | {s.p99_ms:.1f} | "
-                     f"{s.throughput:.2f} | {rounds} | {shares} | {r.peak_rss_mib:.0f} |")
+                     f"{s.throughput:.2f} | {cameras} | {rounds} | {shares} | "
+                     f"{r.peak_rss_mib:.0f} |")
     if ratios:
         lines += ["", "| case | vs | speed-up (median of rounds) | per round |",
                   "|---|---|---|---|"]

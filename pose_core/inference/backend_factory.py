@@ -1,5 +1,6 @@
 """Backends by name: `build_backend("torch" | "onnxruntime" | "tensorrt" | "auto", model,
-checkpoint, ...)`; "auto" is torch on CUDA and `CPU_DEFAULT_BACKEND` on the CPU.
+checkpoint, ...)`; "auto" is torch on CUDA and `CPU_DEFAULT_BACKEND` on the CPU (torch, with a
+warning, when that backend cannot be built for the model, and for random weights).
 
 - "torch": the registered network with the checkpoint's weights (`TorchBackend`; precision,
   channels-last, torch.compile / CUDA graphs from `BackendOptions`).
@@ -135,6 +136,13 @@ def build_backend(
     weights = resolve_checkpoint(model_name, checkpoint)
     if name == "auto":  # random weights cannot be exported: torch then
         name = default_backend(device) if weights is not None else "torch"
+        if name != "torch":
+            try:
+                return build_backend(name, model_name, weights, device, options)
+            except Exception as error:  # noqa: BLE001 - auto means the fastest that works
+                warnings.warn(f"backend auto: {name} failed for {model_name} "
+                              f"({type(error).__name__}: {error}); running torch", stacklevel=2)
+                name = "torch"
     if name == "torch":
         from pose_core.models import build_model
         from pose_core.models.checkpoint import load_checkpoint

@@ -109,3 +109,21 @@ def test_torch_backend_options_on_cpu() -> None:
         TorchBackend(model, precision="fp16")
     with pytest.raises(ValueError, match="CUDA graphs"):
         TorchBackend(model, cuda_graphs=True)
+
+
+def test_auto_backend(tmp_path: Path) -> None:
+    from pose_core.inference.backend_factory import CPU_DEFAULT_BACKEND, default_backend
+
+    assert default_backend("cuda:0") == "torch"
+    assert default_backend("cpu") == CPU_DEFAULT_BACKEND == "onnxruntime"
+    auto = build_backend("auto", DEFAULT_MODEL, None, options={"cache_dir": str(tmp_path)})
+    assert isinstance(auto, OnnxRuntimeBackend)
+    with pytest.warns(UserWarning, match="RANDOM"):
+        random_weights = build_backend("auto", "higherhrnet_w32_512_coco", None)
+    assert isinstance(random_weights, TorchBackend)  # nothing to export: torch
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx")
+    with pytest.warns(UserWarning, match="backend auto: onnxruntime failed"):
+        fallback = build_backend("auto", DEFAULT_MODEL, None,
+                                 options={"onnx_path": str(broken)})
+    assert isinstance(fallback, TorchBackend)

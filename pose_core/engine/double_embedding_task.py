@@ -102,22 +102,8 @@ class DoubleEmbeddingTask(BottomUpTask):
     def train_dataset(self) -> Dataset:
         records = self._records(self.data.train_annotations, self.data.train_images)
         return DoubleEmbeddingDataset(
-            records,
-            self.spec,
-            release_targets=self.codec.dem_targets == "release",
-            input_size=self.input_size,
-            output_sizes=self.output_sizes,
-            sigma=self.codec.sigma,
-            max_people=self.codec.max_people,
-            augment=True,
-            seed=self.seed,
-            max_rotation=self.data.max_rotation,
-            min_scale=self.data.min_scale,
-            max_scale=self.data.max_scale,
-            max_translate=self.data.max_translate,
-            flip_prob=self.data.flip,
-            mean=self.info.mean,
-            std=self.info.std,
+            records, self.spec, release_targets=self.codec.dem_targets == "release",
+            **self.dataset_options(),
         )
 
     def loss(

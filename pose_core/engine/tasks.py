@@ -194,9 +194,11 @@ class BottomUpTask(_CocoTask):
         from pose_core.data.bottom_up_dataset import BottomUpDataset
 
         records = self._records(self.data.train_annotations, self.data.train_images)
-        return BottomUpDataset(
-            records,
-            self.spec,
+        return BottomUpDataset(records, self.spec, **self.dataset_options())
+
+    def dataset_options(self) -> dict[str, Any]:
+        """`BottomUpDataset` keyword options from the configs (augmentation on)."""
+        return dict(
             input_size=self.input_size,
             output_sizes=self.output_sizes,
             sigma=self.codec.sigma,

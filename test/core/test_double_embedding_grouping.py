@@ -228,3 +228,42 @@ def test_paper_mrm_moves_low_score_wrist_release_does_not() -> None:
     paper = scene.parse("paper", refine=False, adjust=False)
     np.testing.assert_array_equal(release[0, 9, :2], [26, 40])
     np.testing.assert_allclose(paper[0, 9, :2], [(0.2 * 26 + 0.9 * 24) / 1.1, 40], rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["release", "paper"])
+def test_crowdpose_layout_groups_people(mode: str) -> None:
+    """14 joints + centre, 36 offset channels: a person built from its root joints, face and
+    limbs by offsets (paper units on a square map, where both normalisers agree)."""
+    partition = DEM_PARTITIONS["crowdpose"]
+    size = 64
+    det = torch.zeros(15, size, size)
+    tag = torch.full((15, size, size, 2), 50.0)
+    off = torch.zeros(36, size, size)
+    z = math.sqrt(2) * size
+    people = {0: (20, 30), 1: (44, 30)}  # person -> centre (x, y)
+    for person, (cx, cy) in people.items():
+        joints = {j: (cx + dx, cy + dy) for j, (dx, dy) in {
+            0: (-4, -8), 1: (4, -8), 6: (-3, 4), 7: (3, 4), 2: (-6, -2), 3: (6, -2),
+            4: (-7, 3), 5: (7, 3), 8: (-3, 10), 9: (3, 10), 10: (-3, 16), 11: (3, 16),
+            12: (0, -16), 13: (0, -11)}.items()}
+        det[14, cy, cx] = 0.9
+        tag[14, cy, cx] = person * 5.0
+        first = partition.offset_channels()
+        for j, (x, y) in joints.items():
+            det[j, y, x] = 0.8
+            tag[j, y, x] = person * 5.0
+            if j in partition.root:
+                continue
+            target = (cx, cy) if j in partition.face else joints[partition.parent_of(j)]
+            off[first[j], y, x] = (target[1] - y) / z
+            off[first[j] + 1, y, x] = (target[0] - x) / z
+            if j in partition.limbs:
+                off[first[j] + 2, y, x] = (cy - y) / z
+                off[first[j] + 3, y, x] = (cx - x) / z
+    poses = pose_core.group_bottom_up(det, tag, method="double_embedding", offsets=off,
+                                      dem_mode=mode, refine=False)
+    assert poses.keypoints.shape == (2, 14, 3)
+    assert (poses.keypoints[:, :, 2] > 0).all()
+    for found in poses.keypoints:  # every joint of one person, none of the other
+        owner = 0 if found[0, 0] < 32 else 1
+        assert (np.abs(found[:, 0] - people[owner][0]) < 10).all()

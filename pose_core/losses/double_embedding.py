@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -112,7 +111,3 @@ class DoubleEmbeddingLoss(nn.Module):
         """Scalar terms (batch means) whose sum is the training loss."""
         return {name: value.mean() for name, value in
                 self.terms(outputs, heatmaps, masks, joints, offsets).items()}
-
-
-def total_loss(terms: dict[str, Tensor]) -> Tensor:
-    return torch.stack(list(terms.values())).sum()

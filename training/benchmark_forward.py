@@ -16,7 +16,6 @@ the numbers. Not a test: run it by hand.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
+from pose_core.bench.weights import fill_order_one_weights_
 from pose_core.models import build_model, model_info
 from pose_core.models.fusion import fold_batchnorm
 
@@ -32,25 +32,6 @@ DEFAULT_CASES: tuple[tuple[str, tuple[int, int]], ...] = (
     ("higherhrnet_w32_512_coco", (512, 512)),
     ("higherhrnet_lite_w16_256_coco", (256, 256)),
 )
-
-
-def fill_order_one_weights_(model: torch.nn.Module, seed: int = 0) -> None:
-    """In place: conv weights N(0, (0.5/sqrt(fan))^2), BN gamma ~1, beta / mean ~0.1, var ~1."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for key, tensor in model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            if key.endswith("running_var"):
-                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
-            elif tensor.dim() >= 2:
-                fan = tensor.numel() // tensor.shape[0]
-                scale = 0.5 / math.sqrt(fan)
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * scale)
-            elif key.endswith(".weight"):
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1 + 1.0)
-            else:
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1)
 
 
 def time_forward(

@@ -21,6 +21,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+PCK_THRESHOLDS = (0.05, 0.1, 0.2)
+
 ARMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("supervised", "config/train/supervised_synthetic_crops.yaml", ()),
     ("naive consistency", "config/train/consistency_naive_synthetic.yaml", ()),
@@ -48,7 +50,62 @@ def run_arm(arm: tuple[str, str, tuple[str, ...]], seed: int, steps: int,
         for row in csv.DictReader(handle):
             curve.append((int(row["step"]), float(row["monitor/collapse_net1"])))
     return {"arm": name, "seed": seed, "AP": float(final["AP"]), "AP50": float(final["AP50"]),
-            "AR": float(final["AR"]), "collapse_curve": curve}
+            "AR": float(final["AR"]), "run": run_dir.name, "collapse_curve": curve}
+
+
+def test_crops(run_dir: pathlib.Path) -> tuple[object, list[dict]]:
+    """The task of a finished run and its held-out crops (no augmentation)."""
+    from pose_core.engine.config import load_config
+    from pose_core.engine.tasks import build_task
+
+    task = build_task(load_config(run_dir / "config.yaml"))
+    test = task._top_down_dataset(task.instances("val_annotations", "val_images"))
+    test.augment = False
+    return task, [test[i] for i in range(len(test))]
+
+
+def pck(predicted: "torch.Tensor", items: list[dict], threshold: float) -> float:
+    """Fraction of visible joints whose prediction (N, J, 2 crop pixels) lies within
+    `threshold` x the crop side of the truth."""
+    hits, total = 0, 0
+    for item, joints in zip(items, predicted):
+        visible = item["joints_vis"] > 0
+        error = (joints - item["joints"][:, :2]).norm(dim=1)
+        hits += int(((error <= threshold * max(item["image"].shape[-2:])) & visible).sum())
+        total += int(visible.sum())
+    return hits / max(total, 1)
+
+
+def run_predictions(task: object, run_dir: pathlib.Path, items: list[dict]) -> "torch.Tensor":
+    """Network 1 (`last.pt`): heatmap argmax of the data's joints, crop pixels (N, J, 2)."""
+    import torch
+
+    from pose_core.data.hard_views import argmax_joints
+    from pose_core.engine.checkpointing import load_training_checkpoint
+
+    model = task.build_networks()["model"]
+    model.load_state_dict(load_training_checkpoint(run_dir / "last.pt")["model"])
+    model.eval()
+    with torch.no_grad():
+        heatmaps = model(torch.stack([item["image"] for item in items]))
+    heatmaps = heatmaps[:, list(task.channel_of_joint)]
+    return argmax_joints(heatmaps, items[0]["image"].shape[-1] / heatmaps.shape[-1])
+
+
+def add_pck(results: list[dict], runs: pathlib.Path, thresholds: tuple[float, ...]) -> dict:
+    """PCK of every run, plus the mean-pose baseline (each joint predicted at its mean test
+    position: what a network that ignores the image can reach at best)."""
+    import torch
+
+    task, items = test_crops(runs / results[0]["run"])
+    truth = torch.stack([item["joints"][:, :2] for item in items])
+    visible = torch.stack([item["joints_vis"] for item in items])[..., None]
+    mean_pose = (truth * visible).sum(0) / visible.sum(0).clamp_min(1)
+    baseline = {f"PCK@{t}": pck(mean_pose.expand_as(truth), items, t) for t in thresholds}
+    for result in results:
+        predicted = run_predictions(task, runs / result["run"], items)
+        result.update({f"PCK@{t}": pck(predicted, items, t) for t in thresholds})
+    return baseline
 
 
 def plot(results: list[dict], out: pathlib.Path) -> None:
@@ -95,11 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         results = list(pool.map(lambda job: run_arm(job[0], job[1], args.steps, args.runs),
                                 jobs))
-    (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    baseline = add_pck(results, args.runs, PCK_THRESHOLDS)
+    (args.out / "results.json").write_text(
+        json.dumps({"mean_pose_baseline": baseline, "runs": results}, indent=1),
+        encoding="utf-8")
     plot(results, args.out)
     for name, *_ in ARMS:
         values = [r["AP"] for r in results if r["arm"] == name]
-        print(f"{name}: AP {', '.join(f'{v:.4f}' for v in values)}")
+        scores = [r["PCK@0.1"] for r in results if r["arm"] == name]
+        print(f"{name}: AP {', '.join(f'{v:.4f}' for v in values)}; "
+              f"PCK@0.1 {', '.join(f'{v:.3f}' for v in scores)}")
+    print(f"mean-pose baseline: {baseline}")
     return 0
 
 

@@ -58,7 +58,8 @@ def draw_poses(
     height, width = canvas.shape[:2]
     limit = 4 * max(height, width)
     for index, person in enumerate(poses.keypoints):
-        color = person_color(index)
+        # tracked people keep their colour from frame to frame
+        color = person_color(index if poses.ids is None else int(poses.ids[index]))
         ok = (person[:, 2] > min_score) & np.isfinite(person[:, :2]).all(axis=1)
         ok &= (np.abs(person[:, :2]) < limit).all(axis=1)
         points = [(int(round(float(x))), int(round(float(y)))) for x, y in person[:, :2]]

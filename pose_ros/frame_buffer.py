@@ -1,9 +1,12 @@
-"""Newest-frame-only hand-off between a subscription callback and one worker thread.
+"""Newest-frame-only hand-off between subscription callbacks and one worker thread.
 
 `LatestFrameBuffer` is a single slot: `put` replaces a frame that is still waiting (drop-oldest)
 and counts it as dropped, so the worker always processes the newest frame and no backlog can
-build up, whatever the input rate. `FrameWorker` runs a handler on each frame taken from the
-buffer in its own thread. Pure Python (threading only), no ROS.
+build up, whatever the input rate. `KeyedLatestFrames` is one such slot per key (camera): `get`
+hands over the newest frame of every camera that has one, all at once, so cameras whose frames
+are ready together are processed together (one batched network call) and no camera waits
+behind another. `FrameWorker` runs a handler on each item taken from a buffer in its own
+thread. Pure Python (threading only), no ROS.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["LatestFrameBuffer", "FrameWorker", "BufferCounts"]
+__all__ = ["LatestFrameBuffer", "KeyedLatestFrames", "FrameWorker", "BufferCounts"]
 
 T = TypeVar("T")
 
@@ -105,6 +108,85 @@ class LatestFrameBuffer(Generic[T]):
             return BufferCounts(self._received, self._dropped, self._taken)
 
 
+class KeyedLatestFrames(Generic[T]):
+    """One drop-oldest slot per key (thread-safe); `get` takes every waiting frame at once.
+
+    Args:
+        keys: the keys (cameras), in the order `get` returns them.
+    """
+
+    def __init__(self, keys: list[str]) -> None:
+        if not keys or len(set(keys)) != len(keys):
+            raise ValueError(f"KeyedLatestFrames needs distinct keys, got {keys}")
+        self.keys = list(keys)
+        self._condition = threading.Condition()
+        self._items: dict[str, T] = {}
+        self._closed = False
+        self._received = dict.fromkeys(self.keys, 0)
+        self._dropped = dict.fromkeys(self.keys, 0)
+        self._taken = dict.fromkeys(self.keys, 0)
+
+    def put(self, key: str, item: T) -> bool:
+        """Store `item` as the newest frame of `key`; True when a waiting one was replaced."""
+        with self._condition:
+            replaced = key in self._items
+            if replaced:
+                self._dropped[key] += 1
+            self._items[key] = item
+            self._received[key] += 1
+            self._condition.notify()
+            return replaced
+
+    def get(self, timeout: float | None = None) -> dict[str, T] | None:
+        """The newest frame of every key that has one (key order), waiting up to `timeout`
+        seconds for the first; None on timeout or after `close()`."""
+        with self._condition:
+            if not self._condition.wait_for(lambda: bool(self._items) or self._closed, timeout):
+                return None
+            if not self._items:
+                return None
+            items = {key: self._items[key] for key in self.keys if key in self._items}
+            self._items = {}
+            for key in items:
+                self._taken[key] += 1
+            return items
+
+    def clear(self) -> bool:
+        """Discard every waiting frame (counted as dropped). True when there was one."""
+        with self._condition:
+            for key in self._items:
+                self._dropped[key] += 1
+            had = bool(self._items)
+            self._items = {}
+            return had
+
+    def close(self) -> None:
+        """Wake every waiting `get` (they return None); later puts are still accepted."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    def reopen(self) -> None:
+        """Undo `close()` (for a worker that is started again)."""
+        with self._condition:
+            self._closed = False
+
+    @property
+    def pending(self) -> bool:
+        with self._condition:
+            return bool(self._items)
+
+    def counts(self, key: str | None = None) -> BufferCounts:
+        """The counters of one key, or their sums over every key (None)."""
+        with self._condition:
+            keys = self.keys if key is None else [key]
+            return BufferCounts(
+                sum(self._received[k] for k in keys),
+                sum(self._dropped[k] for k in keys),
+                sum(self._taken[k] for k in keys),
+            )
+
+
 class FrameWorker(Generic[T]):
     """One thread that runs `handler` on each newest frame of a `LatestFrameBuffer`.
 
@@ -117,7 +199,7 @@ class FrameWorker(Generic[T]):
 
     def __init__(
         self,
-        buffer: LatestFrameBuffer[T],
+        buffer: LatestFrameBuffer[T] | KeyedLatestFrames[Any],
         handler: Callable[[T], None],
         on_error: Callable[[BaseException], None] | None = None,
         name: str = "frame_worker",

@@ -91,7 +91,8 @@ def poses_to_markers(
             else None
             for x, y, score in keypoints
         ]
-        colour = _person_colour(rank)
+        # tracked people keep their colour from frame to frame
+        colour = _person_colour(rank if poses.ids is None else int(poses.ids[person_index]))
         lines = Marker(header=header, ns=ns, id=2 * rank, type=Marker.LINE_LIST)
         lines.action = Marker.ADD
         lines.pose.orientation.w = 1.0

@@ -1,7 +1,8 @@
 """The `main()` body every pose_ros executable shares (ros2/demos idiom).
 
 `run_node(node_factory, args)` initialises rclpy, builds one node, spins it until Ctrl-C or an
-external shutdown, destroys the node and shuts rclpy down.
+external shutdown, destroys the node (or, when the context is already gone, calls its
+`stop_processing()` if it has one) and shuts rclpy down.
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) ->
                 rclpy.spin(node)
             finally:
                 # SIGTERM (rclpy's handler) shuts the context down under the node; destroying a
-                # node of a dead context raises, and there is nothing left to release then.
+                # node of a dead context raises, and there is nothing left to release then but
+                # the node's own threads: a worker thread still inside the network when the
+                # interpreter exits aborts the process, so it is stopped (and waited for).
                 if node.context.ok():
                     node.destroy_node()
+                else:
+                    stop = getattr(node, "stop_processing", None)
+                    if callable(stop):
+                        stop()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

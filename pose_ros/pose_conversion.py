@@ -6,7 +6,8 @@ The source image's header is copied unchanged (acquisition stamp, camera frame_i
 
 Layout: `keypoint_names` and `skeleton` come from the `KeypointSpec`; every person carries the
 full keypoint set in that order, a missing joint has score 0. People are sorted by score, most
-confident first. `Person.id` is -1 (the node does not track). The box is the axis-aligned box of
+confident first. `Person.id` is the person's track id (`Poses.ids`, from `pose_core.PoseTracker`),
+or -1 when the people are not tracked. The box is the axis-aligned box of
 the joints with score > `bbox_min_score`.
 """
 
@@ -64,15 +65,16 @@ def poses_to_person_array(
     order = np.argsort(-poses.scores, kind="stable")
     keypoints = poses.keypoints[order]
     scores = poses.scores[order]
+    ids = _ids(poses, order)
     boxes = Poses(keypoints, scores).boxes_xywh(min_score=bbox_min_score)
     # tolist() once: Python floats are much cheaper to assign than numpy scalars.
     keypoint_rows = keypoints.tolist()
     people = []
-    for person_keypoints, score, box in zip(
-        keypoint_rows, scores.tolist(), boxes.tolist(), strict=True
+    for person_keypoints, score, box, track_id in zip(
+        keypoint_rows, scores.tolist(), boxes.tolist(), ids, strict=True
     ):
         person = Person()
-        person.id = UNTRACKED_ID
+        person.id = track_id
         person.score = score
         person.keypoints = [
             Keypoint(x=x, y=y, score=s, position=Point(), has_position=False)
@@ -82,6 +84,13 @@ def poses_to_person_array(
         people.append(person)
     msg.people = people
     return msg
+
+
+def _ids(poses: Poses, order: np.ndarray) -> list[int]:
+    """Track ids in `order` (UNTRACKED_ID for untracked people)."""
+    if poses.ids is None:
+        return [UNTRACKED_ID] * len(order)
+    return [int(i) for i in poses.ids[order]]
 
 
 class PersonArrayBuilder:
@@ -130,12 +139,14 @@ class PersonArrayBuilder:
         order = np.argsort(-poses.scores, kind="stable")
         keypoints = poses.keypoints[order]
         scores = poses.scores[order]
+        ids = _ids(poses, order)
         boxes = Poses(keypoints, scores).boxes_xywh(min_score=self.bbox_min_score)
         people = []
-        for index, (rows, score, box) in enumerate(
-            zip(keypoints.tolist(), scores.tolist(), boxes.tolist(), strict=True)
+        for index, (rows, score, box, track_id) in enumerate(
+            zip(keypoints.tolist(), scores.tolist(), boxes.tolist(), ids, strict=True)
         ):
             person = self._person(index)
+            person.id = track_id
             person.score = score
             person.bbox_x, person.bbox_y, person.bbox_width, person.bbox_height = box
             for keypoint, (x, y, keypoint_score) in zip(person.keypoints, rows, strict=True):
@@ -146,7 +157,8 @@ class PersonArrayBuilder:
 
 
 def person_array_to_poses(msg: PersonArray) -> Poses:
-    """Read the people of a PersonArray back into `Poses` (image pixels, in message order)."""
+    """Read the people of a PersonArray back into `Poses` (image pixels, in message order;
+    `ids` when every person carries a track id)."""
     num_keypoints = len(msg.keypoint_names)
     keypoints = np.zeros((len(msg.people), num_keypoints, 3), np.float32)
     scores = np.zeros((len(msg.people),), np.float32)
@@ -157,4 +169,6 @@ def person_array_to_poses(msg: PersonArray) -> Poses:
             )
         keypoints[i] = [(k.x, k.y, k.score) for k in person.keypoints]
         scores[i] = person.score
-    return Poses(keypoints, scores)
+    ids = np.asarray([person.id for person in msg.people], np.int64)
+    tracked = len(ids) > 0 and bool((ids != UNTRACKED_ID).all())
+    return Poses(keypoints, scores, ids if tracked else None)

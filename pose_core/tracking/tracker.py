@@ -115,6 +115,11 @@ class PoseTracker:
         self._next_id = 0
         self.reset()
 
+    def reconfigure(self, config: TrackerConfig) -> None:
+        """New options from the next frame on; the tracks and their ids are kept."""
+        self.config = config
+        self._sigmas = np.asarray(config.spec.sigmas, np.float64)
+
     def reset(self) -> None:
         """Forget every track (ids already given are still never reused)."""
         self._tracks: list[_Track] = []
@@ -126,16 +131,20 @@ class PoseTracker:
         return sum(t.track_id >= 0 for t in self._tracks)
 
     # ------------------------------------------------------------------------------------
-    def update(self, poses: Poses, stamp_seconds: float) -> Poses:
+    def update(
+        self, poses: Poses, stamp_seconds: float, *, keep_untracked: bool = False
+    ) -> Poses:
         """The people of this frame that belong to confirmed tracks, with `ids`.
 
         Args:
             poses: this frame's people (image pixels).
             stamp_seconds: the frame's time; must not be earlier than the previous one.
+            keep_untracked: also return the other people (tentative tracks, low-score people
+                without a track) with id -1, so tracking never hides a detection.
 
         Returns:
             Poses (detection order) of the published people: keypoints (smoothed when
-            configured), scores, and `ids` (P,) int64 >= 0.
+            configured), scores, and `ids` (P,) int64 (>= 0; -1 only with keep_untracked).
         """
         stamp = float(stamp_seconds)
         if self._last_stamp is not None and stamp < self._last_stamp:
@@ -167,7 +176,7 @@ class PoseTracker:
             self._tracks.append(track)
             matches[int(d)] = track
         self._confirm(first_frame)
-        return self._published(people, scores, matches, stamp)
+        return self._published(people, scores, matches, stamp, keep_untracked)
 
     # ------------------------------------------------------------------------------------
     def _similarity(self, people: np.ndarray, tracks: list[_Track], stamp: float) -> np.ndarray:
@@ -245,12 +254,21 @@ class PoseTracker:
                 self._next_id += 1
 
     def _published(
-        self, people: np.ndarray, scores: np.ndarray, matches: dict[int, _Track], stamp: float
+        self,
+        people: np.ndarray,
+        scores: np.ndarray,
+        matches: dict[int, _Track],
+        stamp: float,
+        keep_untracked: bool,
     ) -> Poses:
         detections, ids, keypoints = [], [], []
-        for d in sorted(matches):
-            track = matches[d]
-            if track.track_id < 0:
+        for d in range(len(people)):
+            track = matches.get(d)
+            if track is None or track.track_id < 0:
+                if keep_untracked:
+                    detections.append(d)
+                    ids.append(-1)
+                    keypoints.append(people[d])
                 continue
             detections.append(d)
             ids.append(track.track_id)

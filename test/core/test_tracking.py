@@ -146,3 +146,13 @@ def test_one_euro_follows_fast_motion_and_smooths_slow() -> None:
     assert 0 < out[0] < 10 and out[1] == 10.0  # masked: passed through, state kept
     out = masked(np.array([10.0, 10.0]), 0.2, np.array([True, True]))
     assert out[1] == 10.0  # back after a masked call: restarts from its raw value
+
+
+def test_keep_untracked_returns_everyone_with_minus_one_for_the_untracked() -> None:
+    tracker = PoseTracker(min_hits=2)
+    tracker.update(frame(person(0)), 0.0)
+    result = tracker.update(frame(person(0), person(300), person(600, score=0.3)), 0.1,
+                            keep_untracked=True)
+    assert ids_by_x(result) == [0, -1, -1]  # tentative and low-score people: no id yet
+    result = tracker.update(frame(person(0), person(300)), 0.2, keep_untracked=True)
+    assert ids_by_x(result) == [0, 1]

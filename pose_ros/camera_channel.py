@@ -1,0 +1,179 @@
+"""One camera of the pose node: its topics, tracker, statistics and publishing.
+
+A `CameraChannel` owns what is per camera: the input subscription (created by the node), the
+`people` / `annotated_image` / `markers` publishers under the camera's namespace, a
+`pose_core.PoseTracker` (ids are per camera), the `PersonArrayBuilder` and the
+`NodeStatistics` that `/diagnostics` reports for that camera. The node's single worker hands
+each channel its frame and its people; `publish` does the rest.
+
+Topics: camera "" (the default single camera) uses `image`, `people`, ...; camera "front" uses
+`front/image`, `front/people`, ... (relative names: node namespaces and remapping apply).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from std_msgs.msg import Header
+
+from pose_core.keypoint_specs import KeypointSpec
+from pose_core.structures import Poses
+from pose_core.tracking import PoseTracker, TrackerConfig
+from pose_ros.diagnostics import NodeStatistics
+from pose_ros.image_conversion import bgr_to_image
+from pose_ros.marker_conversion import poses_to_markers
+from pose_ros.params import NodeParams
+from pose_ros.pose_conversion import PersonArrayBuilder
+
+__all__ = ["CameraChannel", "Frame", "stamp_seconds", "tracker_config"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A converted input frame waiting for the worker."""
+
+    header: Header
+    image_bgr: np.ndarray
+    convert_seconds: float
+
+
+def stamp_seconds(header: Header) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+def tracker_config(params: NodeParams, spec: KeypointSpec) -> TrackerConfig:
+    """The tracker options of the node parameters."""
+    return TrackerConfig(
+        keypoints=spec,
+        high_score=params.track_high_score,
+        low_score=params.track_low_score,
+        min_hits=params.track_min_hits,
+        max_misses=params.track_max_misses,
+        smoothing=params.smoothing,
+        min_cutoff=params.smoothing_min_cutoff,
+        beta=params.smoothing_beta,
+    )
+
+
+@dataclass
+class CameraChannel:
+    """Everything the node keeps per camera (see the module docstring)."""
+
+    name: str
+    stats: NodeStatistics = field(default_factory=NodeStatistics)
+    subscription: Any = None
+    people_publisher: Any = None
+    annotated_publisher: Any = None
+    markers_publisher: Any = None
+    tracker: PoseTracker | None = None
+    builder: PersonArrayBuilder | None = None  # used by the worker thread only
+    image_wh: tuple[int, int] | None = None
+    tracker_resets: int = 0
+    size_changes: int = 0
+
+    def topic(self, base: str) -> str:
+        """`base` under this camera's namespace."""
+        return f"{self.name}/{base}" if self.name else base
+
+    # ------------------------------------------------------------------ tracking
+    def track(self, poses: Poses, frame: Frame, params: NodeParams, spec: KeypointSpec) -> Poses:
+        """Track ids (when enabled); the tracker starts over after a new image size or a time
+        jump backwards (a replayed bag), each counted for diagnostics."""
+        height, width = frame.image_bgr.shape[:2]
+        if self.image_wh is not None and self.image_wh != (width, height):
+            self.size_changes += 1
+            self._reset_tracker()
+        self.image_wh = (width, height)
+        if not params.tracking:
+            self.tracker = None
+            return poses
+        config = tracker_config(params, spec)
+        if self.tracker is None:
+            self.tracker = PoseTracker(config)
+        elif self.tracker.config != config:
+            self.tracker.reconfigure(config)
+        stamp = stamp_seconds(frame.header)
+        keep = params.track_publish_untracked
+        try:
+            return self.tracker.update(poses, stamp, keep_untracked=keep)
+        except ValueError:  # the stamp went back in time
+            self._reset_tracker()
+            return self.tracker.update(poses, stamp, keep_untracked=keep)
+
+    def _reset_tracker(self) -> None:
+        if self.tracker is not None:
+            self.tracker.reset()
+            self.tracker_resets += 1
+
+    # ------------------------------------------------------------------ publishing
+    def publish(
+        self,
+        frame: Frame,
+        poses: Poses,
+        timings: dict[str, float],
+        spec: KeypointSpec,
+        params: NodeParams,
+        now_seconds: float,
+    ) -> None:
+        """Publish people (and the optional outputs) of one processed frame; record stats."""
+        publish_started = time.perf_counter()
+        height, width = frame.image_bgr.shape[:2]
+        if self.people_publisher is None:
+            return
+        if self.builder is None or self.builder.spec != spec:
+            self.builder = PersonArrayBuilder(spec)
+        # the builder reuses its message objects: publish before the next build (same thread)
+        self.people_publisher.publish(self.builder.build(poses, frame.header, (width, height)))
+        self._publish_optional(frame, poses, spec, params)
+        stamp_age = now_seconds - stamp_seconds(frame.header)
+        stages = {
+            "convert": frame.convert_seconds,
+            "preprocess": timings.get("preprocess", 0.0),
+            "network": timings.get("network", 0.0),
+            "grouping": timings.get("grouping", 0.0),
+            "publish": time.perf_counter() - publish_started,
+        }
+        if stamp_seconds(frame.header) > 0 and 0.0 <= stamp_age < 3600.0:
+            stages["total"] = stamp_age
+        self.stats.record_processed(stages, len(poses))
+
+    def _publish_optional(
+        self, frame: Frame, poses: Poses, spec: KeypointSpec, params: NodeParams
+    ) -> None:
+        height, width = frame.image_bgr.shape[:2]
+        annotated = self.annotated_publisher
+        if (
+            params.publish_annotated_image
+            and annotated is not None
+            and annotated.get_subscription_count() > 0
+        ):
+            from pose_core.visualization import draw_poses
+
+            drawn = draw_poses(frame.image_bgr, poses, spec, min_score=params.keypoint_min_score)
+            annotated.publish(bgr_to_image(drawn, frame.header))
+        markers = self.markers_publisher
+        if params.publish_markers and markers is not None and markers.get_subscription_count():
+            markers.publish(
+                poses_to_markers(
+                    poses,
+                    frame.header,
+                    (width, height),
+                    spec,
+                    min_score=params.keypoint_min_score,
+                    metres_per_pixel=params.marker_metres_per_pixel,
+                    plane_depth=params.marker_plane_depth,
+                )
+            )
+
+    def diagnostics_values(self) -> dict[str, str]:
+        """Per-camera events for `/diagnostics`."""
+        return {
+            "tracking": "on" if self.tracker is not None else "off",
+            "tracks": str(self.tracker.num_tracks if self.tracker is not None else 0),
+            "tracker_resets": str(self.tracker_resets),
+            "image_size_changes": str(self.size_changes),
+            "image_size": "" if self.image_wh is None else f"{self.image_wh[0]}x{self.image_wh[1]}",
+        }

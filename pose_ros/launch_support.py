@@ -4,10 +4,13 @@
 launch file only declares `LAUNCH_ARGUMENTS` and turns the dictionaries returned by
 `node_configs` into `launch_ros.actions.Node(**config)`. Everything decided here is unit-tested.
 
-Topics: the pose node always subscribes its relative `image` (or `image/compressed`); the
-`camera_topic` argument remaps it. With `use_synthetic_camera`, a synthetic camera is started in
-the same namespace and publishes on that same topic (and `<camera_topic>/compressed` when
-`compressed` is true), with `camera_info` beside it.
+Topics: with one camera (the default) the pose node subscribes its relative `image` (or
+`image/compressed`); the `camera_topic` argument remaps it. With `use_synthetic_camera`, a
+synthetic camera is started in the same namespace and publishes on that same topic (and
+`<camera_topic>/compressed` when `compressed` is true), with `camera_info` beside it. With
+`cameras:=front,left` one pose node serves every camera: it subscribes `front/image`,
+`left/image`, ... and publishes `front/people`, ... (`camera_topic` does not apply); with
+`use_synthetic_camera` one synthetic camera per name publishes there.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ __all__ = [
     "parse_bool",
     "camera_info_topic",
     "node_configs",
+    "parse_cameras",
 ]
 
 PACKAGE = "pose_ros"
@@ -40,6 +44,12 @@ class LaunchArgument:
 
 LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("camera_topic", "image", "sensor_msgs/Image topic of the camera"),
+    LaunchArgument(
+        "cameras",
+        "",
+        "comma-separated camera namespaces served by one node (front,left: front/image -> "
+        "front/people, ...); '' = one camera on camera_topic",
+    ),
     LaunchArgument(
         "compressed", "false", "subscribe <camera_topic>/compressed (CompressedImage) instead"
     ),
@@ -103,6 +113,11 @@ def node_configs(arguments: Mapping[str, str], package_share: Path) -> list[dict
         if values[name]:
             overrides[name] = values[name]
     namespace = values["namespace"].strip()
+    cameras = parse_cameras(values["cameras"])
+    if cameras:
+        overrides["cameras"] = list(cameras)
+        return _multi_camera_configs(cameras, namespace, params_file, overrides, compressed,
+                                     synthetic)
     pose_node = {
         "package": PACKAGE,
         "executable": "pose_node",
@@ -133,4 +148,49 @@ def node_configs(arguments: Mapping[str, str], package_share: Path) -> list[dict
                 "output": "screen",
             },
         )
+    return configs
+
+
+def parse_cameras(text: str) -> tuple[str, ...]:
+    """'front, left' -> ('front', 'left'); '' -> () (one camera on camera_topic).
+
+    Raises:
+        ValueError: for an empty name between commas or a repeated name.
+    """
+    if not text.strip():
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    if any(not name for name in names) or len(set(names)) != len(names):
+        raise ValueError(f"launch argument cameras: distinct non-empty names, got {text!r}")
+    return names
+
+
+def _multi_camera_configs(
+    cameras: tuple[str, ...],
+    namespace: str,
+    params_file: str,
+    overrides: dict[str, Any],
+    compressed: bool,
+    synthetic: bool,
+) -> list[dict[str, Any]]:
+    """One pose node for every camera, plus one synthetic camera per camera when asked."""
+    configs: list[dict[str, Any]] = []
+    if synthetic:
+        for camera in cameras:
+            configs.append({
+                "package": PACKAGE,
+                "executable": "synthetic_camera",
+                "name": f"synthetic_camera_{camera.replace('/', '_')}",
+                "namespace": f"{namespace.rstrip('/')}/{camera}" if namespace else camera,
+                "parameters": [{"publish_compressed": compressed}],
+                "output": "screen",
+            })
+    configs.append({
+        "package": PACKAGE,
+        "executable": "pose_node",
+        "name": "pose_node",
+        "namespace": namespace,
+        "parameters": [params_file, overrides],
+        "output": "screen",
+    })
     return configs

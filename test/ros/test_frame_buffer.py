@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from pose_ros.frame_buffer import FrameWorker, LatestFrameBuffer
+import pytest
+
+from pose_ros.frame_buffer import BufferCounts, FrameWorker, LatestFrameBuffer
 
 
 def test_put_replaces_the_waiting_frame_and_counts_it() -> None:
@@ -103,3 +105,31 @@ def test_stop_that_times_out_keeps_the_thread_until_it_ends() -> None:
     release.set()
     assert worker.stop(timeout=None)
     assert not worker.running
+
+
+def test_keyed_frames_hand_over_every_ready_camera_at_once_and_count_per_camera() -> None:
+    from pose_ros.frame_buffer import KeyedLatestFrames
+
+    frames: KeyedLatestFrames[int] = KeyedLatestFrames(["a", "b", "c"])
+    assert frames.get(timeout=0.01) is None
+    frames.put("b", 1)
+    frames.put("a", 2)
+    assert frames.put("b", 3)  # replaces b's waiting frame: dropped
+    assert frames.get(timeout=0.1) == {"a": 2, "b": 3}  # key order, newest of each
+    assert not frames.pending
+    frames.put("c", 4)
+    assert frames.clear() and not frames.pending
+    assert frames.counts("b") == BufferCounts(received=2, dropped=1, taken=1)
+    assert frames.counts("c").dropped == 1
+    assert frames.counts() == BufferCounts(received=4, dropped=2, taken=2)
+    worker_got: list[dict[str, int]] = []
+    worker = FrameWorker(frames, worker_got.append)
+    worker.start()
+    frames.put("c", 5)
+    deadline = time.monotonic() + 5
+    while not worker_got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.stop(timeout=5.0)
+    assert worker_got == [{"c": 5}]
+    with pytest.raises(ValueError, match="distinct"):
+        KeyedLatestFrames(["a", "a"])

@@ -93,3 +93,19 @@ def test_launch_file_is_thin_and_declares_every_argument() -> None:
         "camera_topic", "compressed", "model", "checkpoint", "device", "namespace",
         "use_synthetic_camera",
     }
+
+
+def test_several_cameras_run_in_one_pose_node() -> None:
+    from pose_ros.launch_support import parse_cameras
+
+    configs = node_configs({"cameras": "front, left", "use_synthetic_camera": "true",
+                            "namespace": "robot"}, Path("/share"))
+    pose = configs[-1]
+    assert pose["executable"] == "pose_node" and pose["parameters"][1]["cameras"] == [
+        "front", "left"]
+    assert "remappings" not in pose  # each camera subscribes <camera>/image
+    cameras = [c for c in configs if c["executable"] == "synthetic_camera"]
+    assert [c["namespace"] for c in cameras] == ["robot/front", "robot/left"]
+    assert parse_cameras("") == ()
+    with pytest.raises(ValueError, match="distinct"):
+        parse_cameras("front,front")

@@ -32,8 +32,13 @@ def test_every_registered_model_names_a_known_decoder_and_a_consistent_head() ->
         assert decoder_class(info.decoder) is not None
         head = info.head_layout
         assert head.num_joints == info.num_joints
-        if info.family == "higherhrnet":
+        if info.decoder == "associative_embedding":
             assert head.tag_dim == 1 and head.tags == Channels(0, info.num_joints, info.num_joints)
+        elif info.decoder == "coupled_embedding":
+            dim = head.tag_dim
+            assert head.tags == Channels(0, info.num_joints, info.num_joints * dim)
+        elif info.family == "higherhrnet":
+            assert head.tags is not None
         else:
             assert head.tags is None and len(head.heatmaps) == 1
 

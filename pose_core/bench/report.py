@@ -65,20 +65,22 @@ def speedups(results: Sequence[BenchResult], reference: str = "torch") -> list[d
         per_round = [a / b for a, b in zip(ref.round_medians_ms, result.round_medians_ms)]
         rows.append({"case": result.case.label, "reference": ref.case.label,
                      "speedup_per_round": per_round,
-                     "speedup_median": statistics.median(per_round)})
+                     "speedup_median": statistics.median(per_round),
+                     "cpu_time_ratio": ref.cpu_median_ms / result.cpu_median_ms
+                     if result.cpu_median_ms else float("nan")})
     return rows
 
 
 def _markdown(results: Sequence[BenchResult], ratios: list[dict[str, Any]],
               machine: dict[str, Any]) -> str:
     lines = [
-        "| case | median ms | p90 ms | p99 ms | items/s | 30-fps cameras | round medians ms | "
-        "pre / net / group | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | median ms | p90 ms | p99 ms | CPU ms | items/s | 30-fps cameras | "
+        "round medians ms | pre / net / group | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.stats is None:
-            lines.append(f"| {r.case.label} | failed: {r.error} | | | | | | | |")
+            lines.append(f"| {r.case.label} | failed: {r.error} | | | | | | | | |")
             continue
         s = r.stats
         shares = " / ".join(f"{100 * r.stage_shares.get(k, 0):.0f}%"
@@ -87,15 +89,17 @@ def _markdown(results: Sequence[BenchResult], ratios: list[dict[str, Any]],
         rounds = ", ".join(f"{m:.1f}" for m in r.round_medians_ms)
         cameras = str(int(s.throughput // 30)) if r.case.mode == "e2e" else "-"
         lines.append(f"| {r.case.label} | {s.median_ms:.1f} | {s.p90_ms:.1f} | {s.p99_ms:.1f} | "
-                     f"{s.throughput:.2f} | {cameras} | {rounds} | {shares} | "
+                     f"{r.cpu_median_ms:.0f} | {s.throughput:.2f} | {cameras} | {rounds} | "
+                     f"{shares} | "
                      f"{r.peak_rss_mib:.0f} |")
     if ratios:
-        lines += ["", "| case | vs | speed-up (median of rounds) | per round |",
-                  "|---|---|---|---|"]
+        lines += ["", "| case | vs | speed-up (median of rounds) | per round | CPU-time ratio |",
+                  "|---|---|---|---|---|"]
         for row in ratios:
             per = ", ".join(f"{v:.2f}" for v in row["speedup_per_round"])
             lines.append(f"| {row['case']} | {row['reference']} | "
-                         f"{row['speedup_median']:.2f}x | {per} |")
+                         f"{row['speedup_median']:.2f}x | {per} | "
+                         f"{row['cpu_time_ratio']:.2f}x |")
     described = ", ".join(f"{k} {v}" for k, v in machine.items())
     return "\n".join([f"Machine: {described}", "", *lines, ""])
 

@@ -50,6 +50,7 @@ class BenchResult:
     case: BenchCase
     stats: LatencyStats | None = None
     round_medians_ms: list[float] = field(default_factory=list)
+    cpu_median_ms: float = 0.0  # process CPU time per call, all threads (load-robust)
     stage_shares: dict[str, float] = field(default_factory=dict)
     peak_rss_mib: float = 0.0
     cuda_peak_mib: float = 0.0
@@ -114,13 +115,14 @@ def run_cases(
             result.error = f"{type(error).__name__}: {error}"
             calls.append(None)
     samples: list[list[float]] = [[] for _ in cases]
+    cpu: list[list[float]] = [[] for _ in cases]
     stages: list[dict[str, float]] = [{} for _ in cases]
     for _ in range(rounds):
         for index, entry in enumerate(calls):
             if entry is None:
                 continue
             call, estimator = entry
-            times = time_calls(call, repeats, 0, sync)
+            times = time_calls(call, repeats, 0, sync, cpu[index])
             samples[index].extend(times)
             results[index].round_medians_ms.append(1e3 * statistics.median(times))
             if estimator is not None:
@@ -129,6 +131,7 @@ def run_cases(
     for index, result in enumerate(results):
         if samples[index]:
             result.stats = latency_stats(samples[index], result.case.batch)
+            result.cpu_median_ms = 1e3 * statistics.median(cpu[index])
             total = sum(stages[index].values())
             result.stage_shares = {k: v / total for k, v in stages[index].items()} if total else {}
         if device.startswith("cuda"):

@@ -50,17 +50,21 @@ def latency_stats(seconds: Sequence[float], items_per_call: int = 1) -> LatencyS
 
 
 def time_calls(call: Callable[[], object], repeats: int, warmup: int,
-               sync: Callable[[], None] = lambda: None) -> list[float]:
-    """`warmup` untimed calls, then the wall time of each of `repeats` calls (synced)."""
+               sync: Callable[[], None] = lambda: None,
+               cpu_seconds: list[float] | None = None) -> list[float]:
+    """`warmup` untimed calls, then the wall time of each of `repeats` calls (synced); the
+    process CPU time of each (all threads) is appended to `cpu_seconds` when given."""
     for _ in range(warmup):
         call()
     sync()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
         sync()
         times.append(time.perf_counter() - start)
+        if cpu_seconds is not None:
+            cpu_seconds.append(time.process_time() - start_cpu)
     return times
 
 

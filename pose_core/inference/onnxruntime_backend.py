@@ -13,8 +13,10 @@ installed onnxruntime lacks is an error that names the ones it has.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,14 +72,31 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No busy-waiting worker threads between runs: on a robot's CPU the camera driver, DDS
+        # and the node's other threads share the cores with the network.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if intra_op_threads is not None:
             options.intra_op_num_threads = int(intra_op_threads)
         if inter_op_threads is not None:
             options.inter_op_num_threads = int(inter_op_threads)
         self.providers = resolve_providers(providers, ort.get_available_providers())
-        self.session = ort.InferenceSession(str(self.path), options, providers=self.providers)
-        self.input_name = self.session.get_inputs()[0].name
+        session = ort.InferenceSession(str(self.path), options, providers=self.providers)
+        self.input_name = session.get_inputs()[0].name
+        # The session (and its C++ thread pool) is released at interpreter exit at the latest,
+        # while the interpreter still runs: destroyed during the final teardown (a node stopped
+        # by SIGINT keeps its estimator) its threads abort the process ("terminate called
+        # without an active exception").
+        self._sessions = [session]
+        weakref.finalize(self, self._sessions.clear)
         self.device = torch.device("cpu")
+
+    @property
+    def session(self) -> Any:
+        """The `onnxruntime.InferenceSession`."""
+        if not self._sessions:
+            raise RuntimeError("the ONNX Runtime session was released (interpreter exit)")
+        return self._sessions[0]
 
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
         array = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())

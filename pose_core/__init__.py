@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "dark_decode": "pose_core.codecs.refinement",
     "PoseEstimator": "pose_core.inference",
     "draw_poses": "pose_core.visualization",
+    "keypoints_from_depth": "pose_core.depth",
     "PoseTracker": "pose_core.tracking",
     "TrackerConfig": "pose_core.tracking",
     "DEFAULT_MODEL": "pose_core.default_model",

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 from std_msgs.msg import Header
 
+from pose_core.depth import keypoints_from_depth
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
 from pose_core.tracking import PoseTracker, TrackerConfig
+from pose_ros.depth_input import DepthPairer, camera_model
 from pose_ros.diagnostics import NodeStatistics
 from pose_ros.image_conversion import bgr_to_image
 from pose_ros.marker_conversion import poses_to_markers
@@ -73,6 +75,13 @@ class CameraChannel:
     image_wh: tuple[int, int] | None = None
     tracker_resets: int = 0
     size_changes: int = 0
+    # depth (parameter `depth`): subscriptions and publisher made by the node
+    depth: DepthPairer | None = None
+    depth_subscriptions: list[Any] = field(default_factory=list)
+    people_3d_publisher: Any = None
+    builder_3d: PersonArrayBuilder | None = None
+    depth_counts: dict[str, int] = field(default_factory=dict)
+    depth_warning: str = ""  # the latest depth problem since the last diagnostics report
 
     def topic(self, base: str) -> str:
         """`base` under this camera's namespace."""
@@ -139,6 +148,52 @@ class CameraChannel:
         if stamp_seconds(frame.header) > 0 and 0.0 <= stamp_age < 3600.0:
             stages["total"] = stamp_age
         self.stats.record_processed(stages, len(poses))
+        if self.depth is not None:
+            self._publish_3d(frame, poses, spec, params)
+
+    # ------------------------------------------------------------------ depth
+    def _depth_problem(self, key: str, warning: str) -> None:
+        self.depth_counts[key] = self.depth_counts.get(key, 0) + 1
+        self.depth_warning = warning
+
+    def _publish_3d(
+        self, frame: Frame, poses: Poses, spec: KeypointSpec, params: NodeParams
+    ) -> None:
+        """people_3d of one frame: its depth image (nearest stamp within the tolerance) and the
+        depth CameraInfo; any problem is counted and the 2D output is unaffected."""
+        assert self.depth is not None
+        self.depth.tolerance_s = params.depth_sync_tolerance
+        reading = self.depth.match(stamp_seconds(frame.header))
+        if reading is None:
+            self._depth_problem("depth_missing", "no depth image within the sync tolerance")
+            return
+        height, width = frame.image_bgr.shape[:2]
+        if reading.depth.shape != (height, width):
+            self._depth_problem(
+                "depth_size_mismatch",
+                f"depth {reading.depth.shape[1]}x{reading.depth.shape[0]} is not aligned with "
+                f"the {width}x{height} colour image",
+            )
+            return
+        info = self.depth.info
+        if info is None:
+            self._depth_problem("depth_info_missing", "no depth/camera_info received")
+            return
+        k, distortion, problem = camera_model(info)
+        if problem:
+            self._depth_problem("depth_info_invalid", problem)
+            return
+        positions, valid = keypoints_from_depth(
+            poses.keypoints, reading.depth, k, reading.unit, distortion,
+            max_offset=params.depth_max_offset,
+        )
+        if self.builder_3d is None or self.builder_3d.spec != spec:
+            self.builder_3d = PersonArrayBuilder(spec)
+        header = Header(stamp=frame.header.stamp, frame_id=reading.frame_id)
+        message = self.builder_3d.build(poses, header, (width, height), positions, valid)
+        if self.people_3d_publisher is not None:
+            self.people_3d_publisher.publish(message)
+        self.depth_counts["depth_paired"] = self.depth_counts.get("depth_paired", 0) + 1
 
     def _publish_optional(
         self, frame: Frame, poses: Poses, spec: KeypointSpec, params: NodeParams
@@ -176,4 +231,5 @@ class CameraChannel:
             "tracker_resets": str(self.tracker_resets),
             "image_size_changes": str(self.size_changes),
             "image_size": "" if self.image_wh is None else f"{self.image_wh[0]}x{self.image_wh[1]}",
+            **{key: str(value) for key, value in sorted(self.depth_counts.items())},
         }

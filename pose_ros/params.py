@@ -46,10 +46,12 @@ __all__ = [
 ]
 
 DEVICES = ("auto", "cpu", "cuda")
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
-IMPLEMENTED_BACKENDS = ("torch",)
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")  # pose_core backend_factory names
+IMPLEMENTED_BACKENDS = BACKENDS
 _CUDA_INDEX = re.compile(r"^cuda:\d+$")
 MAX_IMAGE_PIXELS_LIMIT = 7680 * 4320
+MAX_CAMERAS = 16
+_CAMERA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class NodeParams:
     model: str = DEFAULT_MODEL
     checkpoint: str = ""
     device: str = "auto"
-    backend: str = "torch"
+    backend: str = "auto"
     fp16: bool = False
     flip_test: bool = False
     scales: tuple[float, ...] = (1.0,)
@@ -68,6 +70,7 @@ class NodeParams:
     max_people: int = GROUPING_DEFAULTS.max_people
     person_min_score: float = 0.1
     max_input_size: int = 0
+    dem_mode: str = "paper"
     compressed: bool = False
     max_image_pixels: int = 4096 * 2304
     publish_annotated_image: bool = True
@@ -77,9 +80,25 @@ class NodeParams:
     marker_plane_depth: float = 1.0
     diagnostics_period: float = 1.0
     auto_activate: bool = True
+    # "" is the camera without a namespace (topics image, people, ...); a params file cannot
+    # hold an empty list (rcl gives it no element type), so the default is [""]
+    cameras: tuple[str, ...] = ("",)
+    tracking: bool = True
+    track_high_score: float = 0.5
+    track_low_score: float = 0.1
+    track_min_hits: int = 2
+    track_max_misses: int = 15
+    track_publish_untracked: bool = True
+    smoothing: bool = False
+    smoothing_min_cutoff: float = 1.0
+    smoothing_beta: float = 0.05
+    depth: bool = False
+    depth_sync_tolerance: float = 0.05
+    depth_max_offset: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        object.__setattr__(self, "cameras", tuple(str(c) for c in self.cameras))
         problem = self.problem()
         if problem:
             raise ValueError(problem)
@@ -87,10 +106,15 @@ class NodeParams:
     def problem(self) -> str:
         """The first reason these values are invalid, or '' when they are valid."""
         # imported here: pose_core.models imports torch, which params users may not need yet
-        from pose_core.models import MODEL_NAMES
+        from pose_core.models import MODEL_NAMES, model_info
 
         if self.model not in MODEL_NAMES:
             return f"model '{self.model}' is unknown; expected one of {', '.join(MODEL_NAMES)}"
+        if model_info(self.model).decoder == "top_down_heatmap":
+            return (
+                f"model '{self.model}' is top-down: it needs a box per person and this node "
+                "has no person detector; use a bottom-up model (higherhrnet_*, ce_*, dem_*)"
+            )
         if not self.checkpoint and self.model != DEFAULT_MODEL:
             return (
                 f"model '{self.model}' needs a checkpoint (the shipped weights are for "
@@ -102,8 +126,8 @@ class NodeParams:
             return f"device '{self.device}' must be one of {'|'.join(DEVICES)} or cuda:<index>"
         if self.backend not in BACKENDS:
             return f"backend '{self.backend}' must be one of {'|'.join(BACKENDS)}"
-        if self.backend not in IMPLEMENTED_BACKENDS:
-            return f"backend '{self.backend}' is reserved and not implemented yet; use torch"
+        if self.backend == "tensorrt" and self.device == "cpu":
+            return "backend tensorrt needs a CUDA device (device is cpu)"
         if self.fp16 and self.device == "cpu":
             return "fp16 needs a CUDA device (device is cpu)"
         if not self.scales or len(self.scales) > 4:
@@ -114,6 +138,24 @@ class NodeParams:
             return "multi-scale inference needs 1.0 among the scales (tags come from it)"
         if self.max_input_size and (self.max_input_size % 32 or self.max_input_size < 64):
             return f"max_input_size must be 0 or a multiple of 32 >= 64, got {self.max_input_size}"
+        if self.dem_mode not in ("paper", "release"):
+            return f"dem_mode must be paper|release, got '{self.dem_mode}'"
+        return self._camera_problem() or self._tracking_problem()
+
+    def _camera_problem(self) -> str:
+        if not 1 <= len(self.cameras) <= MAX_CAMERAS:
+            return f"cameras: 1 to {MAX_CAMERAS} names, got {len(self.cameras)}"
+        if len(set(self.cameras)) != len(self.cameras):
+            return f"cameras must be distinct, got {list(self.cameras)}"
+        for camera in self.cameras:
+            if camera and not _CAMERA_NAME.match(camera):
+                return (f"camera '{camera}' is not a relative ROS name (letters, digits, _ and /"
+                        ", not starting with a digit or /)")
+        return ""
+
+    def _tracking_problem(self) -> str:
+        if not 0.0 <= self.track_low_score <= self.track_high_score <= 1.0:
+            return "tracking needs 0 <= track_low_score <= track_high_score <= 1"
         return ""
 
     @classmethod
@@ -137,6 +179,7 @@ class NodeParams:
         """Plain values (lists for arrays), as a YAML file or a launch override holds them."""
         values = asdict(self)
         values["scales"] = list(self.scales)
+        values["cameras"] = list(self.cameras)
         return values
 
 
@@ -158,6 +201,7 @@ class ParameterSpec:
     float_range: tuple[float, float, float] | None = None
     integer_range: tuple[int, int, int] | None = None
     additional_constraints: str = ""
+    string_array: bool = False
 
 
 PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
@@ -172,9 +216,10 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec(
         "backend",
-        "inference backend; onnxruntime and tensorrt are reserved (not implemented yet)",
+        "inference backend (auto: torch on CUDA, onnxruntime on the CPU; tensorrt: an engine "
+        "built by pose-export tensorrt)",
         read_only=True,
-        additional_constraints="torch",
+        additional_constraints="auto|torch|onnxruntime|tensorrt",
     ),
     ParameterSpec("fp16", "half-precision inference (CUDA only)", read_only=True),
     ParameterSpec("flip_test", "average with the horizontally flipped image (2x the cost)"),
@@ -198,6 +243,12 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "network input size: the square size of bottom-up models (e.g. 256, 512), the width "
         "of top-down ones; multiple of 32; 0 = the model's own",
         integer_range=(0, 2048, 32),
+    ),
+    ParameterSpec(
+        "dem_mode",
+        "Double Embedding models only: decoder mode (paper: MRM and the documented fixes; "
+        "release: the released behaviour)",
+        additional_constraints="paper|release",
     ),
     ParameterSpec(
         "compressed",
@@ -242,6 +293,70 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "auto_activate", "configure and activate the lifecycle node at start", read_only=True
     ),
+    ParameterSpec(
+        "cameras",
+        "camera namespaces served by this node, e.g. [front, left]: each subscribes "
+        "<camera>/image (or <camera>/image/compressed) and publishes <camera>/people, "
+        "<camera>/annotated_image and <camera>/markers; frames ready together run as one "
+        "batched network call. '' = no namespace (image, people, ...), the default ['']",
+        read_only=True,
+        additional_constraints="1 to 16 distinct relative names or ''",
+        string_array=True,
+    ),
+    ParameterSpec("tracking", "persistent person ids (pose_core.PoseTracker) in Person.id"),
+    ParameterSpec(
+        "track_high_score",
+        "people scoring at least this are matched first and may start a track",
+        float_range=(0.0, 1.0, 0.0),
+    ),
+    ParameterSpec(
+        "track_low_score",
+        "people scoring below this are not tracked; between the two they only continue tracks",
+        float_range=(0.0, 1.0, 0.0),
+    ),
+    ParameterSpec(
+        "track_min_hits",
+        "frames in a row a new person must be seen before it gets an id and is published",
+        integer_range=(1, 100, 1),
+    ),
+    ParameterSpec(
+        "track_max_misses",
+        "frames a tracked person may be missing before its id is dropped",
+        integer_range=(0, 1000, 1),
+    ),
+    ParameterSpec(
+        "track_publish_untracked",
+        "also publish people without an id yet (Person.id -1): new people from their first "
+        "frame, low-score people that continue no track",
+    ),
+    ParameterSpec("smoothing", "One-Euro smoothing of each tracked person's keypoints"),
+    ParameterSpec(
+        "smoothing_min_cutoff",
+        "One-Euro cut-off frequency at rest, Hz (lower = smoother, more lag)",
+        float_range=(0.01, 100.0, 0.0),
+    ),
+    ParameterSpec(
+        "smoothing_beta",
+        "One-Euro speed coefficient (higher = less lag in fast motion)",
+        float_range=(0.0, 10.0, 0.0),
+    ),
+    ParameterSpec(
+        "depth",
+        "3D keypoints from an aligned depth camera: subscribe depth/image (16UC1 mm or 32FC1 m) "
+        "and depth/camera_info per camera, publish people_3d (header: colour stamp, depth "
+        "frame_id)",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "depth_sync_tolerance",
+        "largest time difference (s) between a colour frame and the depth image paired to it",
+        float_range=(0.0, 1.0, 0.0),
+    ),
+    ParameterSpec(
+        "depth_max_offset",
+        "joints whose depth is further than this (m) from their person's median are rejected",
+        float_range=(0.01, 10.0, 0.0),
+    ),
 )
 
 
@@ -252,7 +367,9 @@ def _descriptor(spec: ParameterSpec, default: Any) -> ParameterDescriptor:
         read_only=spec.read_only,
         additional_constraints=spec.additional_constraints,
     )
-    if isinstance(default, bool):
+    if spec.string_array:
+        descriptor.type = ParameterType.PARAMETER_STRING_ARRAY
+    elif isinstance(default, bool):
         descriptor.type = ParameterType.PARAMETER_BOOL
     elif isinstance(default, int):
         descriptor.type = ParameterType.PARAMETER_INTEGER
@@ -293,11 +410,14 @@ def declare_node_parameters(node: Node, defaults: NodeParams | None = None) -> N
     return read_node_params(node)
 
 
+_ARRAYS = ("scales", "cameras")
+
+
 def _current_values(node: Node) -> dict[str, Any]:
     values = {}
     for spec in PARAMETER_SPECS:
         value = node.get_parameter(spec.name).value
-        values[spec.name] = tuple(value) if spec.name == "scales" else value
+        values[spec.name] = tuple(value) if spec.name in _ARRAYS else value
     return values
 
 
@@ -320,7 +440,7 @@ def validate_parameter_update(
         if parameter.name not in names:
             continue  # e.g. qos_overrides.*, use_sim_time: not ours
         value = parameter.value
-        values[parameter.name] = tuple(value) if parameter.name == "scales" else value
+        values[parameter.name] = tuple(value) if parameter.name in _ARRAYS else value
     try:
         NodeParams.from_mapping(values)
     except (ValueError, TypeError) as error:

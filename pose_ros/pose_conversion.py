@@ -86,6 +86,18 @@ def poses_to_person_array(
     return msg
 
 
+def _set_positions(person: Person, positions: np.ndarray | None, valid: np.ndarray | None) -> None:
+    """Each keypoint's 3D position (metres) where `valid`, else `has_position` false."""
+    for j, keypoint in enumerate(person.keypoints):
+        if positions is not None and valid is not None and bool(valid[j]):
+            x, y, z = (float(v) for v in positions[j])
+            keypoint.position.x, keypoint.position.y, keypoint.position.z = x, y, z
+            keypoint.has_position = True
+        else:
+            keypoint.position.x = keypoint.position.y = keypoint.position.z = 0.0
+            keypoint.has_position = False
+
+
 def _ids(poses: Poses, order: np.ndarray) -> list[int]:
     """Track ids in `order` (UNTRACKED_ID for untracked people)."""
     if poses.ids is None:
@@ -124,8 +136,16 @@ class PersonArrayBuilder:
             self._pool.append(person)
         return self._pool[index]
 
-    def build(self, poses: Poses, header: Header, image_wh: tuple[int, int]) -> PersonArray:
-        """The PersonArray of one image (see `poses_to_person_array`)."""
+    def build(
+        self,
+        poses: Poses,
+        header: Header,
+        image_wh: tuple[int, int],
+        positions: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+    ) -> PersonArray:
+        """The PersonArray of one image (see `poses_to_person_array`); with `positions`
+        (P, J, 3) metres and `valid` (P, J), each keypoint's `position` / `has_position`."""
         if poses.num_keypoints != self.spec.num_keypoints:
             raise ValueError(
                 f"poses have {poses.num_keypoints} keypoints, spec {self.spec.name} has "
@@ -151,6 +171,8 @@ class PersonArrayBuilder:
             person.bbox_x, person.bbox_y, person.bbox_width, person.bbox_height = box
             for keypoint, (x, y, keypoint_score) in zip(person.keypoints, rows, strict=True):
                 keypoint.x, keypoint.y, keypoint.score = x, y, keypoint_score
+            _set_positions(person, None if positions is None else positions[order[index]],
+                           None if valid is None else valid[order[index]])
             people.append(person)
         msg.people = people
         return msg

@@ -1,20 +1,27 @@
-"""The perception node: camera images in, people (`pose_ros/PersonArray`) out.
+"""The perception node: camera images in, people (`pose_ros/PersonArray`) out, for one camera or
+several.
 
-Topics (all relative, so namespaces and remapping apply):
+Topics (all relative, so namespaces and remapping apply), per camera (parameter `cameras`;
+camera "" (the default) has the names below, camera "front" the same names under `front/`):
 - subscribes `image` (sensor_msgs/Image) or, with `compressed: true`, `image/compressed`
   (sensor_msgs/CompressedImage); SensorData QoS (best effort, depth 5) that users retune through
   the standard `qos_overrides./<ns>/image.subscription.*` parameters;
 - publishes `people` (PersonArray, reliable, depth 10): the input header unchanged, keypoints in
-  the input image's pixels; an empty `people` list when a processed frame has nobody in it;
+  the input image's pixels, `Person.id` the person's track id (per camera; -1 with tracking
+  off); an empty `people` list when a processed frame has nobody in it;
 - publishes `annotated_image` (sensor_msgs/Image bgr8) and `markers`
-  (visualization_msgs/MarkerArray) only when enabled and subscribed;
-- publishes `/diagnostics` (diagnostic_msgs/DiagnosticArray) every `diagnostics_period`.
+  (visualization_msgs/MarkerArray) only when enabled and subscribed (colours follow the ids);
+- publishes `/diagnostics` (diagnostic_msgs/DiagnosticArray) every `diagnostics_period`, one
+  status per camera.
 
-Processing: the subscription callback converts the image (rejecting malformed ones with a
-reason) and puts it into a single-slot newest-frame buffer; one worker thread runs the estimator
-on the newest frame, so a slow model never builds a backlog: frames replaced while the worker is
-busy are counted as dropped. Every input message ends as exactly one of processed, dropped,
-rejected or (if the estimator raises) a processing error, all visible in diagnostics.
+Processing: each subscription callback converts the image (rejecting malformed ones with a
+reason) and puts it into its camera's newest-frame slot; one worker thread takes the newest
+frame of every camera that has one, runs the estimator on them as one batched call
+(`predict_batch`: frames of the same size share the network), then tracks and publishes per
+camera. So a slow model never builds a backlog (frames replaced while the worker is busy are
+counted as dropped) and no camera waits behind another. Every input message ends as exactly one
+of processed, dropped, rejected or (if the estimator raises) a processing error, all visible in
+diagnostics.
 
 Lifecycle: configure builds the estimator (`build_estimator`) and the publishers, activate
 subscribes and starts the worker, deactivate unsubscribes, cleanup releases the model. With
@@ -26,33 +33,26 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
+from pose_ros.camera_channel import CameraChannel, Frame, stamp_seconds
+from pose_ros.depth_input import DepthPairer, DepthReading, depth_image_to_array
 from pose_ros.diagnostics import NodeStatistics
-from pose_ros.frame_buffer import FrameWorker, LatestFrameBuffer
-from pose_ros.image_conversion import (
-    ImageRejected,
-    bgr_to_image,
-    compressed_to_bgr,
-    image_to_bgr,
-)
-from pose_ros.marker_conversion import poses_to_markers
+from pose_ros.frame_buffer import FrameWorker, KeyedLatestFrames
+from pose_ros.image_conversion import ImageRejected, compressed_to_bgr, image_to_bgr
 from pose_ros.msg import PersonArray
 from pose_ros.node_main import run_node
 from pose_ros.params import NodeParams, declare_node_parameters, read_node_params
-from pose_ros.pose_conversion import PersonArrayBuilder
 
 __all__ = ["PoseNode", "Estimator", "build_estimator", "resolve_device", "main"]
 
@@ -65,6 +65,7 @@ _ESTIMATOR_FIELDS = (
     "tag_threshold",
     "max_people",
     "max_input_size",
+    "dem_mode",
 )
 
 
@@ -94,8 +95,11 @@ def build_estimator(params: NodeParams) -> Estimator:
     from dataclasses import asdict
 
     from pose_core import PoseEstimator
+    from pose_core.models import model_info
 
     options: dict[str, Any] = asdict(params.grouping_params())
+    if model_info(params.model).decoder == "double_embedding":
+        options["dem_mode"] = params.dem_mode
     return PoseEstimator(
         params.model,
         checkpoint=params.checkpoint or None,
@@ -104,21 +108,9 @@ def build_estimator(params: NodeParams) -> Estimator:
         scales=params.scales,
         input_size=params.max_input_size or None,
         fp16=params.fp16,
+        backend=params.backend,
         **options,
     )
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """A converted input frame waiting for the worker."""
-
-    header: Header
-    image_bgr: np.ndarray
-    convert_seconds: float
-
-
-def _stamp_seconds(header: Header) -> float:
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
 class PoseNode(LifecycleNode):
@@ -150,14 +142,11 @@ class PoseNode(LifecycleNode):
         self._estimator_lock = threading.Lock()
         self._estimator_stale = False
         self.device = resolve_device(self.params.device)
-        self.stats = NodeStatistics()
-        self.buffer: LatestFrameBuffer[_Frame] = LatestFrameBuffer()
+        # the camera list is read-only: fixed for the node's life
+        self.channels = [CameraChannel(name) for name in self.params.cameras]
+        self._channel = {channel.name: channel for channel in self.channels}
+        self.buffer: KeyedLatestFrames[Frame] = KeyedLatestFrames(list(self._channel))
         self._worker = FrameWorker(self.buffer, self._process, self._on_worker_error, "pose")
-        self._subscription: Any = None
-        self._builder: PersonArrayBuilder | None = None  # used by the worker thread only
-        self._people_publisher: Any = None
-        self._annotated_publisher: Any = None
-        self._markers_publisher: Any = None
         self._diagnostics_publisher: Any = None
         self._diagnostics_timer: Any = None
         self._active = False
@@ -170,6 +159,11 @@ class PoseNode(LifecycleNode):
         """True while subscribed and processing (lifecycle state active)."""
         return self._active
 
+    @property
+    def stats(self) -> NodeStatistics:
+        """The statistics of the first (or only) camera."""
+        return self.channels[0].stats
+
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate the parameters, build the estimator and the publishers."""
@@ -180,6 +174,13 @@ class PoseNode(LifecycleNode):
             estimator = self._estimator_factory(self.params)
         except Exception as error:  # noqa: BLE001 - any load failure fails the transition
             self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
+            for channel in self.channels:  # the node stays up; diagnostics count the failure
+                channel.stats.record_error(f"configure: {type(error).__name__}: {error}")
+            if self._diagnostics_publisher is None:
+                self._diagnostics_publisher = self.create_publisher(
+                    DiagnosticArray, "/diagnostics", OUTPUT_QOS
+                )
+            self.publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
         with self._estimator_lock:
             self._estimator, self._estimator_stale = estimator, False
@@ -188,16 +189,25 @@ class PoseNode(LifecycleNode):
             f"({self.params.checkpoint or 'shipped weights'}) loaded in "
             f"{time.monotonic() - started:.2f} s"
         )
-        self._people_publisher = self.create_lifecycle_publisher(PersonArray, "people", OUTPUT_QOS)
-        self._annotated_publisher = self.create_lifecycle_publisher(
-            Image, "annotated_image", OUTPUT_QOS
-        )
-        self._markers_publisher = self.create_lifecycle_publisher(
-            MarkerArray, "markers", OUTPUT_QOS
-        )
-        self._diagnostics_publisher = self.create_publisher(
-            DiagnosticArray, "/diagnostics", OUTPUT_QOS
-        )
+        for channel in self.channels:
+            channel.people_publisher = self.create_lifecycle_publisher(
+                PersonArray, channel.topic("people"), OUTPUT_QOS
+            )
+            channel.annotated_publisher = self.create_lifecycle_publisher(
+                Image, channel.topic("annotated_image"), OUTPUT_QOS
+            )
+            channel.markers_publisher = self.create_lifecycle_publisher(
+                MarkerArray, channel.topic("markers"), OUTPUT_QOS
+            )
+            if self.params.depth:
+                channel.depth = DepthPairer(self.params.depth_sync_tolerance)
+                channel.people_3d_publisher = self.create_lifecycle_publisher(
+                    PersonArray, channel.topic("people_3d"), OUTPUT_QOS
+                )
+        if self._diagnostics_publisher is None:  # made by a failed configure before
+            self._diagnostics_publisher = self.create_publisher(
+                DiagnosticArray, "/diagnostics", OUTPUT_QOS
+            )
         self._diagnostics_timer = self.create_timer(
             self.params.diagnostics_period, self.publish_diagnostics
         )
@@ -208,17 +218,38 @@ class PoseNode(LifecycleNode):
         message_type, topic = (
             (CompressedImage, "image/compressed") if self.params.compressed else (Image, "image")
         )
-        self._subscription = self.create_subscription(
-            message_type,
-            topic,
-            self._on_image,
-            qos_profile_sensor_data,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
+        for channel in self.channels:
+            channel.subscription = self.create_subscription(
+                message_type,
+                channel.topic(topic),
+                lambda msg, name=channel.name: self._on_image(name, msg),
+                qos_profile_sensor_data,
+                qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+            )
+        if self.params.depth:
+            self._subscribe_depth()
         self._worker.start()
         self._active = True
-        self.get_logger().info(f"active: {self._subscription.topic_name} -> people")
+        for channel in self.channels:
+            self.get_logger().info(
+                f"active: {channel.subscription.topic_name} -> {channel.topic('people')}"
+            )
         return super().on_activate(state)
+
+    def _subscribe_depth(self) -> None:
+        for channel in self.channels:
+            channel.depth_subscriptions = [
+                self.create_subscription(
+                    Image, channel.topic("depth/image"),
+                    lambda msg, name=channel.name: self._on_depth(name, msg),
+                    qos_profile_sensor_data,
+                ),
+                self.create_subscription(
+                    CameraInfo, channel.topic("depth/camera_info"),
+                    lambda msg, name=channel.name: self._on_depth_info(name, msg),
+                    qos_profile_sensor_data,
+                ),
+            ]
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe and stop the worker (a pending frame is dropped)."""
@@ -236,11 +267,22 @@ class PoseNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def stop_processing(self) -> None:
+        """Stop the worker thread (waiting for the frame in progress) without any ROS call:
+        for a process whose context is already shut down (Ctrl-C)."""
+        self._active = False
+        self._worker.stop(timeout=None)
+        self.buffer.clear()
+
     def _stop_input(self) -> None:
         self._active = False
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        for channel in self.channels:
+            if channel.subscription is not None:
+                self.destroy_subscription(channel.subscription)
+                channel.subscription = None
+            for subscription in channel.depth_subscriptions:
+                self.destroy_subscription(subscription)
+            channel.depth_subscriptions = []
         if not self._worker.stop(timeout=5.0):
             # A frame is still in the network (slow CPU, big model). Destroying the node or the
             # context under it would crash the process at exit, so wait for it to finish.
@@ -252,15 +294,14 @@ class PoseNode(LifecycleNode):
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
-        for name in (
-            "_people_publisher",
-            "_annotated_publisher",
-            "_markers_publisher",
-        ):
-            publisher = getattr(self, name)
-            if publisher is not None:
-                self.destroy_lifecycle_publisher(publisher)
-                setattr(self, name, None)
+        for channel in self.channels:
+            for name in ("people_publisher", "annotated_publisher", "markers_publisher",
+                         "people_3d_publisher"):
+                publisher = getattr(channel, name)
+                if publisher is not None:
+                    self.destroy_lifecycle_publisher(publisher)
+                    setattr(channel, name, None)
+            channel.tracker = None
         if self._diagnostics_publisher is not None:
             self.destroy_publisher(self._diagnostics_publisher)
             self._diagnostics_publisher = None
@@ -296,9 +337,10 @@ class PoseNode(LifecycleNode):
             return self._estimator
 
     # ------------------------------------------------------------------ data path
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         """Subscription callback: count, convert (or reject), hand over to the worker."""
-        self.stats.record_received()
+        stats = self._channel[camera].stats
+        stats.record_received()
         started = time.perf_counter()
         try:
             if isinstance(msg, CompressedImage):
@@ -306,108 +348,132 @@ class PoseNode(LifecycleNode):
             else:
                 image_bgr = image_to_bgr(msg, self.params.max_image_pixels)
         except ImageRejected as rejection:
-            self.stats.record_rejected(rejection.reason)
+            stats.record_rejected(rejection.reason)
+            where = f" ({camera})" if camera else ""
             self.get_logger().warning(
-                f"image rejected: {rejection.reason}", throttle_duration_sec=5.0
+                f"image rejected{where}: {rejection.reason}", throttle_duration_sec=5.0
             )
             return
-        self.buffer.put(_Frame(msg.header, image_bgr, time.perf_counter() - started))
+        self.buffer.put(camera, Frame(msg.header, image_bgr, time.perf_counter() - started))
 
-    def _process(self, frame: _Frame) -> None:
-        """Worker: estimate, then publish people (and the optional outputs)."""
+    def _on_depth(self, camera: str, msg: Image) -> None:
+        """Depth callback: convert (or count the rejection) and keep it for pairing."""
+        channel = self._channel[camera]
+        if channel.depth is None:
+            return
+        try:
+            depth, unit = depth_image_to_array(msg)
+        except ImageRejected as rejection:
+            channel._depth_problem("depth_rejected", f"depth image rejected: {rejection.reason}")
+            return
+        channel.depth.add(DepthReading(stamp_seconds(msg.header), depth, unit,
+                                       msg.header.frame_id))
+
+    def _on_depth_info(self, camera: str, msg: CameraInfo) -> None:
+        channel = self._channel[camera]
+        if channel.depth is not None:
+            channel.depth.set_info(msg)
+
+    def _process(self, frames: dict[str, Frame]) -> None:
+        """Worker: estimate the newest frame of every ready camera at once, then track and
+        publish per camera."""
         estimator = self._current_estimator()
         if estimator is None or not self._active:
             return
         params = self.params
-        # the official parser keeps every person (COCO AP needs them); a robot does not want
-        # the low-score fragments it also finds on empty frames
-        poses = estimator(frame.image_bgr).with_min_score(params.person_min_score)
-        timings = dict(estimator.last_timings)
-        publish_started = time.perf_counter()
-        height, width = frame.image_bgr.shape[:2]
-        people_publisher = self._people_publisher
-        if people_publisher is None:
-            return
-        builder = self._builder
-        if builder is None or builder.spec != estimator.keypoint_spec:
-            builder = self._builder = PersonArrayBuilder(estimator.keypoint_spec)
-        # the builder reuses its message objects: publish before the next build (same thread)
-        people_publisher.publish(builder.build(poses, frame.header, (width, height)))
-        self._publish_optional_outputs(frame, poses, estimator.keypoint_spec, params)
-        now = self.get_clock().now()
-        stamp_age = now.nanoseconds * 1e-9 - _stamp_seconds(frame.header)
-        stages = {
-            "convert": frame.convert_seconds,
-            "preprocess": timings.get("preprocess", 0.0),
-            "network": timings.get("network", 0.0),
-            "grouping": timings.get("grouping", 0.0),
-            "publish": time.perf_counter() - publish_started,
-        }
-        if _stamp_seconds(frame.header) > 0 and 0.0 <= stamp_age < 3600.0:
-            stages["total"] = stamp_age
-        self.stats.record_processed(stages, len(poses))
-
-    def _publish_optional_outputs(
-        self, frame: _Frame, poses: Poses, spec: KeypointSpec, params: NodeParams
-    ) -> None:
-        height, width = frame.image_bgr.shape[:2]
-        annotated = self._annotated_publisher
-        if (
-            params.publish_annotated_image
-            and annotated is not None
-            and annotated.get_subscription_count() > 0
-        ):
-            from pose_core.visualization import draw_poses
-
-            drawn = draw_poses(frame.image_bgr, poses, spec, min_score=params.keypoint_min_score)
-            annotated.publish(bgr_to_image(drawn, frame.header))
-        markers = self._markers_publisher
-        if params.publish_markers and markers is not None and markers.get_subscription_count():
-            markers.publish(
-                poses_to_markers(
-                    poses,
-                    frame.header,
-                    (width, height),
-                    spec,
-                    min_score=params.keypoint_min_score,
-                    metres_per_pixel=params.marker_metres_per_pixel,
-                    plane_depth=params.marker_plane_depth,
+        results = self._estimate(estimator, frames)
+        for camera, (poses, timings) in results.items():
+            if not self.context.ok():
+                return  # shut down (Ctrl-C) while the network ran: nothing can be published
+            now = self.get_clock().now().nanoseconds * 1e-9
+            channel = self._channel[camera]
+            try:
+                # the official parser keeps every person (COCO AP needs them); a robot does not
+                # want the low-score fragments it also finds on empty frames
+                poses = poses.with_min_score(params.person_min_score)
+                poses = channel.track(poses, frames[camera], params, estimator.keypoint_spec)
+                channel.publish(
+                    frames[camera], poses, timings, estimator.keypoint_spec, params, now
                 )
-            )
+            except Exception as error:  # noqa: BLE001 - one camera's failure spares the others
+                self._record_error(camera, error)
+
+    def _estimate(
+        self, estimator: Estimator, frames: dict[str, Frame]
+    ) -> dict[str, tuple[Poses, dict[str, float]]]:
+        """People and stage timings per camera: one batched call, or, when it fails (or the
+        estimator has no batch call), one call per camera so that a bad frame fails only its
+        own camera."""
+        batch = getattr(estimator, "predict_batch", None)
+        if len(frames) > 1 and batch is not None:
+            try:
+                people = batch([frame.image_bgr for frame in frames.values()])
+                timings = dict(estimator.last_timings)
+                return dict(zip(frames, ((p, timings) for p in people)))
+            except Exception:  # noqa: BLE001 - retried per camera below, errors counted there
+                pass
+        results = {}
+        for camera, frame in frames.items():
+            try:
+                results[camera] = (estimator(frame.image_bgr), dict(estimator.last_timings))
+            except Exception as error:  # noqa: BLE001 - counted for that camera
+                self._record_error(camera, error)
+        return results
 
     def _on_worker_error(self, error: BaseException) -> None:
+        self._record_error(self.channels[0].name, error)
+
+    def _record_error(self, camera: str, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}"
-        self.stats.record_error(message)
-        self.get_logger().error(f"processing failed: {message}", throttle_duration_sec=5.0)
+        self._channel[camera].stats.record_error(message)
+        if not self.context.ok():
+            return  # logging through a shut-down context aborts the process
+        where = f" ({camera})" if camera else ""
+        self.get_logger().error(f"processing failed{where}: {message}", throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ diagnostics
-    def diagnostics_status_name(self) -> str:
-        return f"{self.get_name()}: pose estimation"
+    def diagnostics_status_name(self, camera: str = "") -> str:
+        name = f"{self.get_name()}: pose estimation"
+        return f"{name} ({camera})" if camera else name
 
     def publish_diagnostics(self) -> None:
-        """Publish one DiagnosticArray (timer callback)."""
+        """Publish one DiagnosticArray, one status per camera (timer callback)."""
         publisher = self._diagnostics_publisher
         if publisher is None:
             return
         params = self.params
-        static = {
-            "device": self.device,
-            "backend": params.backend,
-            "model": params.model,
-            "checkpoint": params.checkpoint or "(shipped)",
-            "fp16": str(params.fp16).lower(),
-            "flip_test": str(params.flip_test).lower(),
-            "input_topic": self._subscription.topic_name if self._subscription else "",
-            "state": "active" if self._active else "inactive",
-        }
-        status = self.stats.report(
-            self.diagnostics_status_name(),
-            hardware_id=self.device,
-            static=static,
-            dropped=self.buffer.counts().dropped,
-            active=self._active,
-        )
-        array = DiagnosticArray(status=[status])
+        statuses = []
+        for channel in self.channels:
+            static = {
+                "device": self.device,
+                "backend": params.backend,
+                "model": params.model,
+                "checkpoint": params.checkpoint or "(shipped)",
+                "fp16": str(params.fp16).lower(),
+                "flip_test": str(params.flip_test).lower(),
+                "input_topic": channel.subscription.topic_name if channel.subscription else "",
+                "state": "active" if self._active else "inactive",
+                **channel.diagnostics_values(),
+            }
+            status = channel.stats.report(
+                self.diagnostics_status_name(channel.name),
+                hardware_id=self.device,
+                static=static,
+                dropped=self.buffer.counts(channel.name).dropped,
+                active=self._active,
+            )
+            if channel.depth_warning:
+                # 2D output goes on; the 3D stage says what is wrong
+                if status.level == DiagnosticStatus.OK:
+                    status.level = DiagnosticStatus.WARN
+                    status.message = channel.depth_warning
+                self.get_logger().warning(
+                    f"{channel.topic('people_3d')}: {channel.depth_warning}",
+                    throttle_duration_sec=10.0,
+                )
+                channel.depth_warning = ""
+            statuses.append(status)
+        array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()
         publisher.publish(array)
 

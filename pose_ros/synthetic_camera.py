@@ -8,6 +8,12 @@ Topics are relative; QoS is SensorData (best effort, depth 5) with the standard 
 
 Frame index i is published at the i-th tick of the `rate` timer; the video loops after
 `loop_frames` frames (0 = never), so long runs stay deterministic.
+
+With `publish_depth`, the camera also has an aligned depth sensor
+(`pose_core.data.synthetic.depth.render_depth`: people at the distance their size gives, a
+floor and a wall behind them, optional z^2 noise and holes) and publishes `depth/image`
+(`depth_encoding` 32FC1 metres or 16UC1 millimetres) and `depth/camera_info` with the colour
+frame's header, so the pose node's 3D stage can be tested with exact ground truth.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from pose_core.data.synthetic import SyntheticScene, SyntheticVideo
+from pose_core.data.synthetic.depth import DepthFrame, render_depth
+from pose_ros.depth_input import depth_to_image
 from pose_ros.image_conversion import bgr_to_compressed, bgr_to_image
 from pose_ros.node_main import run_node
 
@@ -97,6 +105,25 @@ class SyntheticCameraNode(Node):
             "publish_compressed", False,
             ParameterDescriptor(description="also publish image/compressed (JPEG)", **read_only)
         ).value
+        self.publish_depth = self.declare_parameter(
+            "publish_depth", False,
+            ParameterDescriptor(description="also publish depth/image and depth/camera_info",
+                                **read_only)
+        ).value
+        self.depth_encoding = self.declare_parameter(
+            "depth_encoding", "32FC1",
+            ParameterDescriptor(description="32FC1 (metres) or 16UC1 (millimetres)", **read_only)
+        ).value
+        self.depth_noise_m = self.declare_parameter(
+            "depth_noise_m", 0.0,
+            ParameterDescriptor(description="depth noise sigma at 1 m (grows with z^2)",
+                                **read_only)
+        ).value
+        self.depth_hole_fraction = self.declare_parameter(
+            "depth_hole_fraction", 0.0,
+            ParameterDescriptor(description="share of depth pixels without a reading",
+                                **read_only)
+        ).value
         self.video = SyntheticVideo(
             self.width, self.height, self.num_people, fps=self.rate, seed=self.seed
         )
@@ -112,6 +139,13 @@ class SyntheticCameraNode(Node):
             if self.publish_compressed
             else None
         )
+        self._depth_publishers = (
+            (self.create_publisher(Image, "depth/image", qos_profile_sensor_data),
+             self.create_publisher(CameraInfo, "depth/camera_info", qos_profile_sensor_data))
+            if self.publish_depth
+            else None
+        )
+        self.last_depth: DepthFrame | None = None
         self.frames_published = 0
         self.render_seconds = 0.0
         self.last_scene: SyntheticScene | None = None
@@ -138,8 +172,22 @@ class SyntheticCameraNode(Node):
         )
         if self._compressed_publisher is not None:
             self._compressed_publisher.publish(bgr_to_compressed(scene.image_bgr, header))
+        if self._depth_publishers is not None:
+            self._publish_depth(index, scene, header)
         self.last_scene = scene
         self.frames_published += 1
+
+    def _publish_depth(self, index: int, scene: SyntheticScene, header: Header) -> None:
+        depth = render_depth(
+            self.video.layout(index), scene, self.focal_px, noise_m=self.depth_noise_m,
+            hole_fraction=self.depth_hole_fraction, seed=index,
+        )
+        pixels = depth.millimetres() if self.depth_encoding == "16UC1" else depth.depth
+        image_publisher, info_publisher = self._depth_publishers
+        image_publisher.publish(depth_to_image(pixels, self.depth_encoding, header))
+        info_publisher.publish(pinhole_camera_info(header, self.width, self.height,
+                                                   self.focal_px))
+        self.last_depth = depth
 
 
 def main(args: list[str] | None = None) -> None:

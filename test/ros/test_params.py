@@ -98,7 +98,8 @@ def test_valid_runtime_changes_are_accepted(ros_context: rclpy.Context) -> None:
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ([Parameter("backend", value="tensorrt")], "reserved and not implemented"),
+        ([Parameter("backend", value="tensorrt"), Parameter("device", value="cpu")],
+         "tensorrt needs a CUDA device"),
         ([Parameter("backend", value="openvino")], "backend 'openvino' must be one of"),
         ([Parameter("device", value="tpu")], "device 'tpu' must be one of"),
         ([Parameter("model", value="resnet")], "model 'resnet' is unknown"),
@@ -144,3 +145,8 @@ def test_grouping_parameters_build_the_grouping_record(monkeypatch: pytest.Monke
     assert build_estimator(params) == "estimator"
     grouping = {k: v for k, v in calls[0].items() if k in GroupingParams.__dataclass_fields__}
     assert GroupingParams(**grouping) == expected
+
+
+def test_top_down_models_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="top-down: it needs a box per person"):
+        NodeParams(model="hrnet_w32_256x192_coco", checkpoint=__file__)

@@ -1,0 +1,137 @@
+"""3D keypoints from an aligned depth image: `keypoints_from_depth`.
+
+Each joint's depth is a robust statistic of the depth pixels around it: the median of the valid
+pixels (finite, > 0, inside [min_depth, max_depth]) of a square window whose size follows the
+person's size in the image (a joint of a near, large person gets a larger window). A joint
+needs `min_valid_fraction` of its window valid; joints whose depth is further than
+`max_offset` metres from the person's median joint depth (a wrist over the background, a
+depth hole filled by the wall behind) are rejected. The position is the pinhole back-projection
+X = (u - cx) / fx * Z, Y = (v - cy) / fy * Z in the depth camera's optical frame (x right,
+y down, z forward, metres); with `distortion` (the `plumb_bob` model: k1, k2, p1, p2[, k3]) the
+pixel is undistorted first (`cv2.undistortPoints`).
+
+Frames: keypoints (P, J, 3) x, y, score in the depth image's pixels (integer = pixel centre, as
+`Poses.keypoints`); depth (H, W) in metres (`depth_unit="m"`, float) or millimetres ("mm",
+integers, the `16UC1` convention, 0 = no reading).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["keypoints_from_depth", "joint_window_half_sizes"]
+
+DEPTH_UNITS = {"m": 1.0, "mm": 1e-3}
+
+
+def joint_window_half_sizes(
+    keypoints: np.ndarray, fraction: float = 0.02, min_half: int = 1, max_half: int = 12
+) -> np.ndarray:
+    """(P,) window half-size per person: `fraction` of its joint-box diagonal, clipped."""
+    keypoints = np.asarray(keypoints, np.float64)
+    half = np.full(len(keypoints), min_half, np.int64)
+    for p, person in enumerate(keypoints):
+        found = person[person[:, 2] > 0, :2]
+        if len(found) >= 2:
+            diagonal = float(np.linalg.norm(found.max(axis=0) - found.min(axis=0)))
+            half[p] = int(np.clip(round(fraction * diagonal), min_half, max_half))
+    return half
+
+
+def keypoints_from_depth(
+    keypoints: np.ndarray,
+    depth: np.ndarray,
+    camera_matrix: np.ndarray,
+    depth_unit: str = "m",
+    distortion: Sequence[float] | np.ndarray | None = None,
+    *,
+    min_depth: float = 0.1,
+    max_depth: float = 20.0,
+    max_offset: float = 0.6,
+    min_valid_fraction: float = 0.25,
+    window_fraction: float = 0.02,
+) -> tuple[np.ndarray, np.ndarray]:
+    """3D positions of 2D keypoints from an aligned depth image.
+
+    Args:
+        keypoints: (P, J, 3) x, y, score in the depth image's pixels (score <= 0: not found).
+        depth: (H, W) depth image.
+        camera_matrix: (3, 3) intrinsics K of the depth image (fx, fy > 0).
+        depth_unit: "m" (e.g. `32FC1`) or "mm" (e.g. `16UC1`).
+        distortion: plumb_bob coefficients (k1, k2, p1, p2[, k3]) or None.
+        min_depth / max_depth: valid depth range, metres.
+        max_offset: largest distance (m) of a joint's depth from its person's median.
+        min_valid_fraction: share of valid pixels a joint's window needs.
+        window_fraction: window half-size as a fraction of the person's joint-box diagonal.
+
+    Returns:
+        positions (P, J, 3) float64 metres in the depth camera's optical frame (0 where not
+        valid), valid (P, J) bool.
+
+    Raises:
+        ValueError: a bad depth image, unit or camera matrix.
+    """
+    keypoints = np.asarray(keypoints, np.float64)
+    if keypoints.ndim != 3 or keypoints.shape[2] != 3:
+        raise ValueError(f"keypoints must be (P, J, 3), got {keypoints.shape}")
+    metres = _depth_in_metres(depth, depth_unit, min_depth, max_depth)
+    k = np.asarray(camera_matrix, np.float64)
+    if k.shape != (3, 3) or not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise ValueError(f"camera_matrix must be a finite 3x3 K with fx, fy > 0, got {k}")
+    num_people, num_joints = keypoints.shape[:2]
+    depths = np.full((num_people, num_joints), np.nan)
+    halves = joint_window_half_sizes(keypoints, window_fraction)
+    height, width = metres.shape
+    for p in range(num_people):
+        half = int(halves[p])
+        for j in range(num_joints):
+            x, y, score = keypoints[p, j]
+            if score <= 0 or not np.isfinite(x) or not np.isfinite(y):
+                continue
+            u, v = int(round(x)), int(round(y))
+            if not (0 <= u < width and 0 <= v < height):
+                continue
+            window = metres[max(v - half, 0) : v + half + 1, max(u - half, 0) : u + half + 1]
+            values = window[np.isfinite(window)]
+            if values.size >= max(1, min_valid_fraction * window.size):
+                depths[p, j] = float(np.median(values))
+    with warnings.catch_warnings():  # a person without any depth: NaN median, no joint valid
+        warnings.simplefilter("ignore", RuntimeWarning)
+        person_median = np.nanmedian(depths, axis=1, keepdims=True)
+    valid = np.isfinite(depths) & (np.abs(depths - person_median) <= max_offset)
+    positions = np.zeros((num_people, num_joints, 3))
+    if valid.any():
+        rays = _normalised_rays(keypoints[valid][:, :2], k, distortion)
+        z = depths[valid]
+        positions[valid] = np.column_stack([rays[:, 0] * z, rays[:, 1] * z, z])
+    return positions, valid
+
+
+def _depth_in_metres(depth: np.ndarray, unit: str, low: float, high: float) -> np.ndarray:
+    """Depth as float64 metres with NaN where there is no valid reading."""
+    if unit not in DEPTH_UNITS:
+        raise ValueError(f"depth_unit must be one of {sorted(DEPTH_UNITS)}, got {unit!r}")
+    depth = np.asarray(depth)
+    if depth.ndim != 2 or depth.size == 0:
+        raise ValueError(f"depth must be a non-empty (H, W) image, got {depth.shape}")
+    metres = depth.astype(np.float64) * DEPTH_UNITS[unit]
+    with np.errstate(invalid="ignore"):
+        metres[~np.isfinite(metres) | (metres < low) | (metres > high)] = np.nan
+    return metres
+
+
+def _normalised_rays(
+    pixels: np.ndarray, camera_matrix: np.ndarray, distortion: Sequence[float] | None
+) -> np.ndarray:
+    """(M, 2) normalised image coordinates (x/z, y/z) of pixels."""
+    if distortion is not None and np.any(np.asarray(distortion, np.float64) != 0):
+        coefficients = np.asarray(distortion, np.float64).reshape(-1)
+        points = pixels.reshape(-1, 1, 2).astype(np.float64)
+        return cv2.undistortPoints(points, camera_matrix, coefficients).reshape(-1, 2)
+    fx, fy = camera_matrix[0, 0], camera_matrix[1, 1]
+    cx, cy = camera_matrix[0, 2], camera_matrix[1, 2]
+    return np.column_stack([(pixels[:, 0] - cx) / fx, (pixels[:, 1] - cy) / fy])

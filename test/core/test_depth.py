@@ -1,0 +1,80 @@
+"""keypoints_from_depth: back-projection, units, distortion, holes, edges and outliers."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pose_core.depth import keypoints_from_depth
+
+K = np.array([[500.0, 0, 320], [0, 520.0, 240], [0, 0, 1]])
+
+
+def person(points: list[tuple[float, float]]) -> np.ndarray:
+    return np.array([[(x, y, 0.9) for x, y in points]])
+
+
+def test_back_projection_of_known_points_in_metres_and_millimetres() -> None:
+    depth = np.full((480, 640), 2.5, np.float32)
+    keypoints = person([(320, 240), (420, 240), (320, 344), (100, 50)])
+    positions, valid = keypoints_from_depth(keypoints, depth, K, "m")
+    assert valid.all()
+    expected = [(0, 0, 2.5), (100 / 500 * 2.5, 0, 2.5), (0, 104 / 520 * 2.5, 2.5),
+                (-220 / 500 * 2.5, -190 / 520 * 2.5, 2.5)]
+    np.testing.assert_allclose(positions[0], expected, atol=1e-9)
+    millimetres = (depth * 1000).astype(np.uint16)
+    positions_mm, valid_mm = keypoints_from_depth(keypoints, millimetres, K, "mm")
+    np.testing.assert_allclose(positions_mm, positions, atol=1e-9)
+    assert valid_mm.all()
+
+
+def test_distortion_is_undone_before_back_projection() -> None:
+    distortion = np.array([-0.2, 0.05, 0.001, -0.002, 0.0])
+    true_ray = np.array([[0.3, -0.2]])  # normalised coordinates of a point at z = 3 m
+    pixel, _ = cv2.projectPoints(
+        np.array([[0.9, -0.6, 3.0]]), np.zeros(3), np.zeros(3), K, distortion
+    )
+    keypoints = person([tuple(pixel.reshape(2))])
+    depth = np.full((480, 640), 3.0)
+    positions, valid = keypoints_from_depth(keypoints, depth, K, "m", distortion)
+    assert valid.all()
+    np.testing.assert_allclose(positions[0, 0], [*true_ray[0] * 3.0, 3.0], atol=1e-4)
+    plain, _ = keypoints_from_depth(keypoints, depth, K, "m")
+    assert np.abs(plain[0, 0, :2] - positions[0, 0, :2]).max() > 0.01  # distortion matters
+
+
+def test_window_median_survives_holes_and_noise_and_rejects_edges() -> None:
+    rng = np.random.default_rng(0)
+    depth = np.full((480, 640), 4.0) + rng.normal(0, 0.01, (480, 640))
+    depth[rng.random((480, 640)) < 0.3] = 0.0  # 30 % holes (no reading)
+    depth[:, :100] = np.nan
+    # a person 200 px tall: windows of a few pixels
+    keypoints = person([(300, 150), (300, 350), (320, 250), (50, 250), (700, 250)])
+    positions, valid = keypoints_from_depth(keypoints, depth, K, "m")
+    assert valid[0].tolist() == [True, True, True, False, False]  # NaN region, outside image
+    np.testing.assert_allclose(positions[0, :3, 2], 4.0, atol=0.02)
+
+
+def test_joints_far_from_the_person_depth_are_rejected() -> None:
+    depth = np.full((480, 640), 2.0)
+    depth[200:260, 400:460] = 6.0  # a wrist that falls on the wall behind
+    keypoints = person([(300, 150), (300, 350), (320, 250), (430, 230), (310, 300)])
+    positions, valid = keypoints_from_depth(keypoints, depth, K, "m")
+    assert valid[0].tolist() == [True, True, True, False, True]
+    missing = person([(300, 150)])
+    missing[0, 0, 2] = 0.0  # not found: no position
+    assert not keypoints_from_depth(missing, depth, K)[1].any()
+
+
+@pytest.mark.parametrize(
+    ("depth", "camera", "unit", "message"),
+    [
+        (np.zeros((4,)), K, "m", "depth must be"),
+        (np.zeros((4, 4)), np.diag([0.0, 1.0, 1.0]), "m", "fx, fy > 0"),
+        (np.zeros((4, 4)), K, "cm", "depth_unit"),
+    ],
+)
+def test_bad_input_is_refused(depth, camera, unit, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        keypoints_from_depth(person([(1, 1)]), depth, camera, unit)

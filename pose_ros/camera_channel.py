@@ -159,14 +159,22 @@ class CameraChannel:
     def _publish_3d(
         self, frame: Frame, poses: Poses, spec: KeypointSpec, params: NodeParams
     ) -> None:
+        """people_3d and 3D markers of one frame (markers on the display plane when its depth
+        cannot be used)."""
+        if not self._publish_people_3d(frame, poses, spec, params):
+            self._publish_markers(frame, poses, spec, params)
+
+    def _publish_people_3d(
+        self, frame: Frame, poses: Poses, spec: KeypointSpec, params: NodeParams
+    ) -> bool:
         """people_3d of one frame: its depth image (nearest stamp within the tolerance) and the
-        depth CameraInfo; any problem is counted and the 2D output is unaffected."""
+        depth CameraInfo; any problem is counted (False) and the 2D output is unaffected."""
         assert self.depth is not None
         self.depth.tolerance_s = params.depth_sync_tolerance
         reading = self.depth.match(stamp_seconds(frame.header))
         if reading is None:
             self._depth_problem("depth_missing", "no depth image within the sync tolerance")
-            return
+            return False
         height, width = frame.image_bgr.shape[:2]
         if reading.depth.shape != (height, width):
             self._depth_problem(
@@ -174,15 +182,15 @@ class CameraChannel:
                 f"depth {reading.depth.shape[1]}x{reading.depth.shape[0]} is not aligned with "
                 f"the {width}x{height} colour image",
             )
-            return
+            return False
         info = self.depth.info
         if info is None:
             self._depth_problem("depth_info_missing", "no depth/camera_info received")
-            return
+            return False
         k, distortion, problem = camera_model(info)
         if problem:
             self._depth_problem("depth_info_invalid", problem)
-            return
+            return False
         positions, valid = keypoints_from_depth(
             poses.keypoints, reading.depth, k, reading.unit, distortion,
             max_offset=params.depth_max_offset,
@@ -194,6 +202,8 @@ class CameraChannel:
         if self.people_3d_publisher is not None:
             self.people_3d_publisher.publish(message)
         self.depth_counts["depth_paired"] = self.depth_counts.get("depth_paired", 0) + 1
+        self._publish_markers(frame, poses, spec, params, header, positions, valid)
+        return True
 
     def _publish_optional(
         self, frame: Frame, poses: Poses, spec: KeypointSpec, params: NodeParams
@@ -209,19 +219,38 @@ class CameraChannel:
 
             drawn = draw_poses(frame.image_bgr, poses, spec, min_score=params.keypoint_min_score)
             annotated.publish(bgr_to_image(drawn, frame.header))
+        if self.depth is None:  # with depth, the 3D stage publishes the markers
+            self._publish_markers(frame, poses, spec, params)
+
+    def _publish_markers(
+        self,
+        frame: Frame,
+        poses: Poses,
+        spec: KeypointSpec,
+        params: NodeParams,
+        header: Header | None = None,
+        positions: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+    ) -> None:
+        """Skeleton markers: in 3D where positions are given, else on the display plane."""
         markers = self.markers_publisher
-        if params.publish_markers and markers is not None and markers.get_subscription_count():
-            markers.publish(
-                poses_to_markers(
-                    poses,
-                    frame.header,
-                    (width, height),
-                    spec,
-                    min_score=params.keypoint_min_score,
-                    metres_per_pixel=params.marker_metres_per_pixel,
-                    plane_depth=params.marker_plane_depth,
-                )
+        if not (params.publish_markers and markers is not None
+                and markers.get_subscription_count()):
+            return
+        height, width = frame.image_bgr.shape[:2]
+        markers.publish(
+            poses_to_markers(
+                poses,
+                frame.header if header is None else header,
+                (width, height),
+                spec,
+                min_score=params.keypoint_min_score,
+                metres_per_pixel=params.marker_metres_per_pixel,
+                plane_depth=params.marker_plane_depth,
+                positions=positions,
+                valid=valid,
             )
+        )
 
     def diagnostics_values(self) -> dict[str, str]:
         """Per-camera events for `/diagnostics`."""

@@ -7,7 +7,8 @@ frame: x right, y down, z forward). A pixel (u, v) of a W x H image is drawn at
 
 i.e. on a plane `plane_depth` metres in front of the camera, centred on the optical axis, the
 image keeping its orientation. With the defaults (2 mm per pixel, 1 m) a 640 x 480 image spans
-1.28 m x 0.96 m. This is a display convention, not a 3D measurement.
+1.28 m x 0.96 m. This is a display convention, not a 3D measurement; with 3D keypoints (`positions`, from the
+depth stage) the joints are drawn where they are, in the header's (depth camera's) frame.
 
 Markers: the first is DELETEALL (clears the previous frame's people); then per person (index i,
 most confident first) a LINE_LIST of the skeleton edges whose two joints are both above
@@ -17,6 +18,8 @@ most confident first) a LINE_LIST of the skeleton edges whose two joints are bot
 from __future__ import annotations
 
 import colorsys
+
+import numpy as np
 
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
@@ -63,6 +66,8 @@ def poses_to_markers(
     plane_depth: float = DEFAULT_PLANE_DEPTH,
     ns: str = "people",
     lifetime_s: float = 1.0,
+    positions: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
 ) -> MarkerArray:
     """Build the skeleton markers of one image (people in score order).
 
@@ -76,6 +81,9 @@ def poses_to_markers(
         plane_depth: distance of the display plane from the camera, metres.
         ns: marker namespace.
         lifetime_s: markers disappear after this time if nothing replaces them.
+        positions / valid: (P, J, 3) metres and (P, J) bool: 3D keypoints (in `header`'s
+            frame, e.g. the depth camera's); when given, joints are drawn at their positions
+            (those without one are left out) instead of on the display plane.
     """
     array = MarkerArray()
     clear = Marker(header=header, ns=ns, action=Marker.DELETEALL)
@@ -85,12 +93,20 @@ def poses_to_markers(
     line_width = 3.0 * metres_per_pixel
     for rank, person_index in enumerate(order):
         keypoints = poses.keypoints[person_index].tolist()
-        points = [
-            pixel_to_marker_point(x, y, image_wh, metres_per_pixel, plane_depth)
-            if score > min_score
-            else None
-            for x, y, score in keypoints
-        ]
+        if positions is not None and valid is not None:
+            points = [
+                Point(x=float(p[0]), y=float(p[1]), z=float(p[2]))
+                if ok and score > min_score else None
+                for p, ok, (_, _, score) in zip(positions[person_index],
+                                                valid[person_index], keypoints)
+            ]
+        else:
+            points = [
+                pixel_to_marker_point(x, y, image_wh, metres_per_pixel, plane_depth)
+                if score > min_score
+                else None
+                for x, y, score in keypoints
+            ]
         # tracked people keep their colour from frame to frame
         colour = _person_colour(rank if poses.ids is None else int(poses.ids[person_index]))
         lines = Marker(header=header, ns=ns, id=2 * rank, type=Marker.LINE_LIST)

@@ -45,3 +45,23 @@ def test_pixel_scale_and_plane() -> None:
 def test_nobody_gives_only_deleteall() -> None:
     array = poses_to_markers(Poses.empty(17), Header(), (64, 48), COCO_17)
     assert len(array.markers) == 1 and array.markers[0].action == Marker.DELETEALL
+
+
+def test_markers_use_3d_positions_when_given() -> None:
+    import numpy as np
+    from std_msgs.msg import Header
+
+    from pose_core.keypoint_specs import COCO_17
+    from pose_core.structures import Poses
+    from pose_ros.marker_conversion import poses_to_markers
+
+    keypoints = np.zeros((1, 17, 3), np.float32)
+    keypoints[0, :, 2] = 0.9
+    positions = np.zeros((1, 17, 3))
+    positions[0, :, 2] = np.arange(17) + 1.0
+    valid = np.ones((1, 17), bool)
+    valid[0, 3] = False
+    array = poses_to_markers(Poses(keypoints, np.ones(1)), Header(frame_id="depth"), (64, 48),
+                             COCO_17, positions=positions, valid=valid)
+    joints = array.markers[2]
+    assert [p.z for p in joints.points] == [z for j, z in enumerate(range(1, 18)) if j != 3]

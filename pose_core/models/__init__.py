@@ -15,8 +15,23 @@ from typing import Literal
 
 from torch import nn
 
-from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14, KeypointSpec
+from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14, UNION_24, KeypointSpec
 from pose_core.models.heads import Channels, HeadLayout
+from pose_core.models.double_embedding import (
+    dem_head_layout,
+    dem_higher_hrnet_lite_w16,
+    dem_higher_hrnet_w32,
+    dem_higher_hrnet_w48,
+    dem_partition,
+)
+from pose_core.models.coupled_embedding import (
+    ce_higherhrnet_lite_w16,
+    ce_higherhrnet_lite_w16_tag1,
+    ce_higherhrnet_w32,
+    ce_higherhrnet_w48,
+    ce_hrnet_w32,
+    ce_hrnet_w48,
+)
 from pose_core.models.higher_hrnet import (
     HIGHER_HRNET_LITE_W16,
     HigherHRNet,
@@ -25,6 +40,12 @@ from pose_core.models.higher_hrnet import (
     higher_hrnet_lite_w16,
     higher_hrnet_w32,
     higher_hrnet_w48,
+)
+from pose_core.models.simple_baseline import (
+    simple_baseline_resnet18,
+    simple_baseline_resnet50,
+    simple_baseline_resnet101,
+    simple_baseline_resnet152,
 )
 from pose_core.models.hrnet import (
     HRNetSpec,
@@ -159,8 +180,87 @@ MODELS: dict[str, ModelInfo] = {
         "hrnet_w48_256x192_crowdpose", "hrnet", (192, 256), CROWDPOSE_14, 48, hrnet_w48
     ),
     # --- Coupled Embedding (models/coupled_embedding.py, codecs/coupled_embedding.py)
+    **{
+        f"ce_{net}_w{width}_{side}_{dataset}": ModelInfo(
+            f"ce_{net}_w{width}_{side}_{dataset}", "higherhrnet", (side, side), keypoints,
+            width, factory, decoder="coupled_embedding",
+            head=HeadLayout.associative_embedding(keypoints.num_keypoints, outputs, tag_dim=8),
+        )
+        for net, outputs, width, side, factory in (
+            ("hrnet", 1, 32, 512, ce_hrnet_w32),
+            ("hrnet", 1, 48, 640, ce_hrnet_w48),
+            ("higherhrnet", 2, 32, 512, ce_higherhrnet_w32),
+            ("higherhrnet", 2, 48, 640, ce_higherhrnet_w48),
+        )
+        for dataset, keypoints in (("coco", COCO_17), ("crowdpose", CROWDPOSE_14))
+    },
+    # small CE networks for the synthetic experiment (8-D tags; 1-D tags: the AE ablation)
+    "ce_higherhrnet_lite_w16_256_coco": ModelInfo(
+        "ce_higherhrnet_lite_w16_256_coco", "higherhrnet", (256, 256), COCO_17, 16,
+        ce_higherhrnet_lite_w16,
+        decoder="coupled_embedding",
+        head=HeadLayout.associative_embedding(17, 2, tag_dim=8),
+    ),
+    "ce_higherhrnet_lite_w16_256_coco_tag1": ModelInfo(
+        "ce_higherhrnet_lite_w16_256_coco_tag1", "higherhrnet", (256, 256), COCO_17, 16,
+        ce_higherhrnet_lite_w16_tag1,
+        decoder="coupled_embedding",
+        head=HeadLayout.associative_embedding(17, 2, tag_dim=1),
+    ),
     # --- Double Embedding (models/double_embedding.py, codecs/double_embedding.py)
+    "dem_higherhrnet_lite_w16_256_coco": ModelInfo(
+        "dem_higherhrnet_lite_w16_256_coco", "higherhrnet", (256, 256), COCO_17, 16,
+        dem_higher_hrnet_lite_w16, decoder="double_embedding",
+        head=dem_head_layout(17, dem_partition(COCO_17).num_offsets),
+    ),
+    "dem_higherhrnet_w32_512_coco": ModelInfo(
+        "dem_higherhrnet_w32_512_coco", "higherhrnet", (512, 512), COCO_17, 32,
+        dem_higher_hrnet_w32, decoder="double_embedding",
+        head=dem_head_layout(COCO_17.num_keypoints, dem_partition(COCO_17).num_offsets),
+    ),
+    "dem_higherhrnet_w32_640_coco": ModelInfo(
+        "dem_higherhrnet_w32_640_coco", "higherhrnet", (640, 640), COCO_17, 32,
+        dem_higher_hrnet_w32, decoder="double_embedding",
+        head=dem_head_layout(COCO_17.num_keypoints, dem_partition(COCO_17).num_offsets),
+    ),
+    "dem_higherhrnet_w48_640_coco": ModelInfo(
+        "dem_higherhrnet_w48_640_coco", "higherhrnet", (640, 640), COCO_17, 48,
+        dem_higher_hrnet_w48, decoder="double_embedding",
+        head=dem_head_layout(COCO_17.num_keypoints, dem_partition(COCO_17).num_offsets),
+    ),
+    "dem_higherhrnet_w32_512_crowdpose": ModelInfo(
+        "dem_higherhrnet_w32_512_crowdpose", "higherhrnet", (512, 512), CROWDPOSE_14, 32,
+        dem_higher_hrnet_w32, decoder="double_embedding",
+        head=dem_head_layout(CROWDPOSE_14.num_keypoints, dem_partition(CROWDPOSE_14).num_offsets),
+    ),
+    "dem_higherhrnet_w32_640_crowdpose": ModelInfo(
+        "dem_higherhrnet_w32_640_crowdpose", "higherhrnet", (640, 640), CROWDPOSE_14, 32,
+        dem_higher_hrnet_w32, decoder="double_embedding",
+        head=dem_head_layout(CROWDPOSE_14.num_keypoints, dem_partition(CROWDPOSE_14).num_offsets),
+    ),
+    "dem_higherhrnet_w48_640_crowdpose": ModelInfo(
+        "dem_higherhrnet_w48_640_crowdpose", "higherhrnet", (640, 640), CROWDPOSE_14, 48,
+        dem_higher_hrnet_w48, decoder="double_embedding",
+        head=dem_head_layout(CROWDPOSE_14.num_keypoints, dem_partition(CROWDPOSE_14).num_offsets),
+    ),
     # --- Semi-supervised top-down networks (models/simple_baseline.py)
+    **{
+        f"simple_baseline_res{depth}_256x192_union24": ModelInfo(
+            f"simple_baseline_res{depth}_256x192_union24", "hrnet", (192, 256), UNION_24, 256,
+            factory,
+        )
+        for depth, factory in (
+            (18, simple_baseline_resnet18), (50, simple_baseline_resnet50),
+            (101, simple_baseline_resnet101), (152, simple_baseline_resnet152),
+        )
+    },
+    "simple_baseline_res18_256x192_coco": ModelInfo(
+        "simple_baseline_res18_256x192_coco", "hrnet", (192, 256), COCO_17, 256,
+        simple_baseline_resnet18,
+    ),
+    "hrnet_w48_384x288_union24": ModelInfo(
+        "hrnet_w48_384x288_union24", "hrnet", (288, 384), UNION_24, 48, hrnet_w48
+    ),
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)

@@ -32,6 +32,10 @@ __all__ = [
     "STRIPPED_PREFIXES",
     "CONTAINER_KEYS",
     "MMPOSE_PREFIX_TABLE",
+    "CE_PREFIX_TABLE",
+    "FORMAT_SIGNATURES",
+    "TRAINING_WRAPPERS",
+    "strip_training_wrapper",
     "BACKBONE_ROOTS",
     "read_checkpoint",
     "unwrap_state_dict",
@@ -53,6 +57,17 @@ MMPOSE_PREFIX_TABLE: tuple[tuple[str, str], ...] = (
     ("backbone.", ""),
     ("keypoint_head.", ""),
     ("head.", ""),
+)
+# Coupled Embedding release (`CR320/CoupledEmbedding` `models/poseDet.py::PoseDet`): `backbone.`
+# (mmpose-style HRNet, our backbone names) and `head.` (our CE head attributes, same names).
+CE_PREFIX_TABLE: tuple[tuple[str, str], ...] = (("backbone.", ""), ("head.", ""))
+# format name -> a key prefix only that format's files have (checked before the others).
+FORMAT_SIGNATURES: tuple[tuple[str, str], ...] = (("coupled_embedding", "head.tms_pred_layers."),)
+# Official training wrappers: (prefix of the network's keys, the wrapper's non-weight entries).
+# CE `models/trainer.py::Trainer` saves `net.` + the network and `ae_criterion.scale_dist`
+# (the 8 scale-bin centres (k + 0.5) / 8 of the loss, not a network weight).
+TRAINING_WRAPPERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("net.", ("ae_criterion.scale_dist",)),
 )
 # Top-level attribute names that form the HRNet backbone (stem ... stage4).
 BACKBONE_ROOTS: frozenset[str] = frozenset(
@@ -77,11 +92,12 @@ class LoadReport:
         source: file path (or "<mapping>").
         container: dict entry the state_dict came from (None for a raw state_dict).
         stripped_prefix: key prefix removed ("module.", "1.", "module.1.") or None.
-        format: "official" or "mmpose" (after unwrapping).
+        format: "official", "mmpose", "coupled_embedding", ... (after unwrapping).
         fp16_tensors: number of float16 tensors widened to float32.
         loaded: number of state_dict entries copied into the model.
         filled_buffers: model entries absent from the file and kept (num_batches_tracked).
-        skipped: file entries deliberately not loaded (backbone loading only).
+        skipped: file entries deliberately not loaded (backbone loading; a training
+            wrapper's non-weight entries).
         not_loaded: model entries left at their initial values (backbone loading only).
     """
 
@@ -193,23 +209,59 @@ def strip_prefix(state_dict: StateDict) -> tuple[StateDict, str | None]:
     return state_dict, None
 
 
+def strip_training_wrapper(
+    state_dict: StateDict,
+) -> tuple[StateDict, str | None, tuple[str, ...]]:
+    """Unwrap an official training wrapper of `TRAINING_WRAPPERS`: when every key is either
+    prefixed by its network prefix or one of its non-weight entries (and some key has the
+    prefix), drop those entries and strip the prefix.
+
+    Returns:
+        (state_dict, stripped prefix or None, dropped entry names).
+    """
+    for prefix, extras in TRAINING_WRAPPERS:
+        others = [key for key in state_dict if not key.startswith(prefix)]
+        if len(others) < len(state_dict) and all(key in extras for key in others):
+            stripped = {
+                key[len(prefix):]: value
+                for key, value in state_dict.items()
+                if key.startswith(prefix)
+            }
+            return stripped, prefix, tuple(others)
+    return state_dict, None, ()
+
+
 def detect_format(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """"mmpose" when keys use mmpose's top-level prefixes, else "official"."""
+    """"mmpose" when keys use mmpose's top-level prefixes, "semi_supervised" when every key
+    is under an official PoseCons / PoseDual network (`resnet.` / `resnet2.`), else
+    "official". A `FORMAT_SIGNATURES` name wins when some key has its prefix."""
+    for name, signature in FORMAT_SIGNATURES:
+        if any(key.startswith(signature) for key in state_dict):
+            return name
+    from pose_core.models.simple_baseline import is_semi_supervised_state_dict
+
+    if is_semi_supervised_state_dict(state_dict):
+        return "semi_supervised"
     prefixes = tuple(prefix for prefix, _ in MMPOSE_PREFIX_TABLE)
     if any(key.startswith(prefixes) for key in state_dict):
         return "mmpose"
     return "official"
 
 
-def convert_mmpose(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
-    """Rename mmpose keys (`backbone.` / `keypoint_head.` / `head.`) to the official names.
+def convert_mmpose(
+    state_dict: Mapping[str, torch.Tensor],
+    table: tuple[tuple[str, str], ...] = MMPOSE_PREFIX_TABLE,
+) -> StateDict:
+    """Rename mmpose keys (`backbone.` / `keypoint_head.` / `head.`) to the official names
+    (`table`: (prefix, replacement) pairs, first match wins; `CE_PREFIX_TABLE` for the CE
+    release).
 
     Keys matching no table prefix are kept unchanged (the strict load then reports them).
     """
     converted: StateDict = {}
     for key, value in state_dict.items():
         new_key = key
-        for prefix, replacement in MMPOSE_PREFIX_TABLE:
+        for prefix, replacement in table:
             if key.startswith(prefix):
                 new_key = replacement + key[len(prefix):]
                 break
@@ -287,7 +339,7 @@ def load_strict(
 
 def _prepare(
     source: str | os.PathLike[str] | Mapping[str, object],
-) -> tuple[str, StateDict, str | None, str | None, str, int]:
+) -> tuple[str, StateDict, str | None, str | None, str, int, tuple[str, ...]]:
     if isinstance(source, Mapping):
         obj: object = source
         name = "<mapping>"
@@ -295,12 +347,20 @@ def _prepare(
         obj = read_checkpoint(source)
         name = str(source)
     state_dict, container = unwrap_state_dict(obj)
-    state_dict, prefix = strip_prefix(state_dict)
+    state_dict, prefix, dropped = strip_training_wrapper(state_dict)
+    if prefix is None:
+        state_dict, prefix = strip_prefix(state_dict)
     fmt = detect_format(state_dict)
     if fmt == "mmpose":
         state_dict = convert_mmpose(state_dict)
+    elif fmt == "coupled_embedding":
+        state_dict = convert_mmpose(state_dict, CE_PREFIX_TABLE)
+    elif fmt == "semi_supervised":  # network 1, as the paper evaluates
+        from pose_core.models.simple_baseline import semi_supervised_state_dict
+
+        state_dict = semi_supervised_state_dict(state_dict, network=1)
     state_dict, fp16 = widen_half(state_dict)
-    return name, state_dict, container, prefix, fmt, fp16
+    return name, state_dict, container, prefix, fmt, fp16, dropped
 
 
 def load_checkpoint(
@@ -317,7 +377,7 @@ def load_checkpoint(
         CheckpointError: unreadable / unsafe file, no state_dict inside, or a key / shape
             mismatch (the message names the keys).
     """
-    name, state_dict, container, prefix, fmt, fp16 = _prepare(path)
+    name, state_dict, container, prefix, fmt, fp16, dropped = _prepare(path)
     kept = load_strict(model, state_dict)
     return LoadReport(
         source=name,
@@ -327,6 +387,7 @@ def load_checkpoint(
         fp16_tensors=fp16,
         loaded=len(state_dict),
         filled_buffers=kept,
+        skipped=dropped,
     )
 
 
@@ -344,12 +405,12 @@ def load_backbone_checkpoint(
     Raises:
         CheckpointError: as `load_checkpoint`, for the backbone part.
     """
-    name, state_dict, container, prefix, fmt, fp16 = _prepare(path)
+    name, state_dict, container, prefix, fmt, fp16, dropped = _prepare(path)
     own = model.state_dict()
     not_loaded = tuple(k for k in own if k.split(".", 1)[0] not in BACKBONE_ROOTS)
     head = frozenset(not_loaded)
     selected = {k: v for k, v in state_dict.items() if k in own and k not in head}
-    skipped = tuple(k for k in state_dict if k not in selected)
+    skipped = dropped + tuple(k for k in state_dict if k not in selected)
     kept = load_strict(model, selected, allow_missing=head)
     return LoadReport(
         source=name,

@@ -28,6 +28,7 @@ Shapes: images (N, 3, H, W) normalised; heatmaps / targets (N, J, H/4, W/4); wei
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -247,10 +248,19 @@ class SemiSupervisedTask(TopDownTask):
             raise ConfigError("semi_supervised.num_labels must be >= 0")
 
     def build_networks(self) -> dict[str, nn.Module]:
-        networks = {MAIN_NETWORK: build_model_from_config(self.model_config)}
-        if self.semi.method == "posedual":  # a second, independently initialised network
-            networks[SECOND_NETWORK] = build_model_from_config(self.model_config)
-        return networks
+        """One network, or two independently initialised ones (PoseDual). With
+        `model.init_checkpoint`, a PoseCons / PoseDual file gives network k its own part
+        (`resnet2.` for net2 when present, as the paper's combined ResNet-18 init), any other
+        file the same weights to both; a file without the deconvolution head (ImageNet
+        ResNet) initialises the backbone only."""
+        count = 2 if self.semi.method == "posedual" else 1
+        plain = dataclasses.replace(self.model_config, init_checkpoint=None)
+        built = [build_model_from_config(plain) for _ in range(count)]
+        if self.model_config.init_checkpoint:
+            for index, network in enumerate(built, start=1):
+                _initialise(network, self.model_config.init_checkpoint, index)
+        names = (MAIN_NETWORK, SECOND_NETWORK)
+        return dict(zip(names, built))
 
     def _top_down_dataset(self, instances: Sequence[Any]) -> Dataset:
         from pose_core.data.top_down_dataset import TopDownDataset
@@ -321,6 +331,32 @@ class SemiSupervisedTask(TopDownTask):
             backend=TorchBackend(wrapped, device), flip_test=self.validation_config.flip_test,
             input_size=self.image_wh,
         )
+
+
+def _initialise(network: nn.Module, path: str, index: int) -> None:
+    """Load `path` into network `index` (1 or 2) as `SemiSupervisedTask.build_networks` says."""
+    from pose_core.models.checkpoint import (
+        load_checkpoint,
+        read_checkpoint,
+        strip_prefix,
+        unwrap_state_dict,
+    )
+    from pose_core.models.simple_baseline import (
+        SEMI_NETWORK_PREFIXES,
+        SimpleBaseline,
+        is_semi_supervised_state_dict,
+        load_backbone_or_model,
+        semi_supervised_state_dict,
+    )
+
+    if not isinstance(network, SimpleBaseline):
+        load_checkpoint(network, path)
+        return
+    state_dict, _ = strip_prefix(unwrap_state_dict(read_checkpoint(path))[0])
+    if is_semi_supervised_state_dict(state_dict):
+        has_second = any(k.startswith(SEMI_NETWORK_PREFIXES[1]) for k in state_dict)
+        state_dict = semi_supervised_state_dict(state_dict, index if has_second else 1)
+    load_backbone_or_model(network, state_dict)
 
 
 def _estimator_name(data_spec: str, model_name: str, model_spec: str) -> str:

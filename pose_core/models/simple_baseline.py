@@ -33,6 +33,7 @@ __all__ = [
     "SEMI_NETWORK_PREFIXES",
     "build_simple_baseline",
     "is_semi_supervised_state_dict",
+    "load_backbone_or_model",
     "semi_supervised_state_dict",
     "simple_baseline_resnet18",
     "simple_baseline_resnet50",
@@ -189,3 +190,28 @@ def semi_supervised_state_dict(
 def is_semi_supervised_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
     """True when every key belongs to an official PoseCons / PoseDual network."""
     return bool(state_dict) and all(key.startswith(SEMI_NETWORK_PREFIXES) for key in state_dict)
+
+
+BACKBONE_ROOTS: frozenset[str] = frozenset({"conv1", "bn1", "layer1", "layer2", "layer3", "layer4"})
+
+
+def load_backbone_or_model(
+    model: SimpleBaseline, state_dict: Mapping[str, torch.Tensor]
+) -> tuple[str, ...]:
+    """Load a whole SimpleBaseline state_dict strictly, or, when it has no head (an ImageNet
+    ResNet file: `conv1`, `bn1`, `layer1..4`, plus `fc.*` which is skipped), the backbone
+    strictly with the head left at its initial values.
+
+    Returns:
+        the model entries left at their initial values (empty for a whole model).
+    """
+    from pose_core.models.checkpoint import load_strict
+
+    has_head = any(key.startswith(("deconv_layers.", "final_layer.")) for key in state_dict)
+    if has_head:
+        load_strict(model, state_dict)
+        return ()
+    head = frozenset(k for k in model.state_dict() if k.split(".", 1)[0] not in BACKBONE_ROOTS)
+    backbone = {k: v for k, v in state_dict.items() if k.split(".", 1)[0] in BACKBONE_ROOTS}
+    load_strict(model, backbone, allow_missing=head)
+    return tuple(sorted(head))

@@ -264,3 +264,31 @@ def test_validation_scores_network_1_on_coco_joints_with_gt_boxes(fixtures_dir, 
     assert metrics is not None and 0.0 <= metrics["AP"] <= 1.0
     estimator = task.validation_estimator(model, torch.device("cpu"))
     assert estimator.keypoint_spec is COCO_17  # 17 of the 24 union channels are scored
+
+
+def test_init_checkpoint_imagenet_backbone_and_combined_posedual_file(
+    fixtures_dir, tmp_path
+) -> None:
+    from pose_core.models.simple_baseline import simple_baseline_resnet18
+
+    def backbone(seed: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(seed)
+        state = {k: v for k, v in simple_baseline_resnet18().state_dict().items()
+                 if k.split(".", 1)[0] in ("conv1", "bn1", "layer1", "layer2", "layer3",
+                                           "layer4")}
+        return {**state, "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
+
+    imagenet, second = backbone(1), backbone(2)
+    torch.save(imagenet, tmp_path / "resnet18.pth")
+    torch.save({**{"resnet." + k: v for k, v in imagenet.items()},
+                **{"resnet2." + k: v for k, v in second.items()}}, tmp_path / "dual.pth")
+    for name, net2_source in (("resnet18.pth", imagenet), ("dual.pth", second)):
+        config = _config(fixtures_dir, tmp_path)
+        config = dataclasses.replace(config, model=dataclasses.replace(
+            config.model, init_checkpoint=str(tmp_path / name)))
+        networks = build_task(config).build_networks()
+        key = "layer4.1.conv2.weight"
+        assert torch.equal(networks["model"].state_dict()[key], imagenet[key])
+        assert torch.equal(networks[SECOND_NETWORK].state_dict()[key], net2_source[key])
+        assert not torch.equal(networks["model"].state_dict()["final_layer.weight"],
+                               networks[SECOND_NETWORK].state_dict()["final_layer.weight"])

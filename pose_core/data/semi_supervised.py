@@ -25,6 +25,7 @@ geometry of the easy view), the source of the hard view's pixels.
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +35,25 @@ from torch.utils.data import Dataset
 
 from pose_core.data.top_down_dataset import PersonInstance
 
-__all__ = ["SemiSupervisedDataset", "label_subset", "scatter_channels"]
+__all__ = ["SemiSupervisedDataset", "image_list_records", "label_subset", "scatter_channels"]
+
+
+def image_list_records(json_path: pathlib.Path, image_dir: pathlib.Path | None) -> list[Any]:
+    """`ImageRecord`s (no people) of a COCO image-info JSON (only `images` is read, e.g.
+    `image_info_unlabeled2017.json`), in file order; images under `image_dir` (default: found
+    as for annotation files)."""
+    import json
+
+    from pose_core.data.coco import AnnotationError, ImageRecord, find_image_dir
+
+    with open(json_path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    images = data.get("images") if isinstance(data, dict) else None
+    if not images:
+        raise AnnotationError(f"{json_path}: no 'images' list")
+    folder = image_dir or find_image_dir(json_path, str(images[0]["file_name"]))
+    return [ImageRecord(int(i["id"]), str(i["file_name"]), folder / str(i["file_name"]),
+                        int(i["width"]), int(i["height"]), ()) for i in images]
 
 
 def label_subset(

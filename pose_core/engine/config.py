@@ -100,6 +100,9 @@ class DataConfig:
         half_body_min_joints: top-down only: visible joints needed for it (official 8).
         unlabeled_annotations / unlabeled_images: semi-supervised only: the unlabeled pool
             (a COCO-format JSON whose person boxes are used, labels ignored) and its images.
+        unlabeled_person_boxes: semi-supervised only: a detection-results JSON giving the
+            unlabeled persons instead (`unlabeled_annotations` then only lists the images, e.g.
+            image_info_unlabeled2017.json; no score threshold, as the paper's COCO+WILD).
     """
 
     dataset: Literal["coco", "crowdpose"] = "coco"
@@ -120,6 +123,7 @@ class DataConfig:
     half_body_min_joints: int = 8
     unlabeled_annotations: str = ""
     unlabeled_images: str = ""
+    unlabeled_person_boxes: str = ""
 
 
 @dataclass(frozen=True)

@@ -285,6 +285,25 @@ class SemiSupervisedTask(TopDownTask):
                               "labelled joint")
         return found
 
+    def detected_instances(self) -> list[Any]:
+        """Unlabeled persons from `data.unlabeled_person_boxes` (category 1, any score) on the
+        images of `data.unlabeled_annotations`."""
+        from pose_core.data.top_down_dataset import instances_from_detections
+
+        path = pathlib.Path(self.data.unlabeled_person_boxes).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"data.unlabeled_person_boxes: detection results not found: {path}")
+        from pose_core.data.semi_supervised import image_list_records
+
+        images = self.data.unlabeled_images
+        records = image_list_records(pathlib.Path(self.data.unlabeled_annotations).expanduser(),
+                                     pathlib.Path(images).expanduser() if images else None)
+        found = instances_from_detections(path, records, self.spec.num_keypoints,
+                                          self.image_wh[0] / self.image_wh[1], min_score=0.0)
+        if not found:
+            raise ConfigError("data.unlabeled_person_boxes: no person detection")
+        return found
+
     def train_dataset(self) -> Dataset:
         from pose_core.data.semi_supervised import SemiSupervisedDataset, label_subset
 
@@ -293,7 +312,8 @@ class SemiSupervisedTask(TopDownTask):
                                    self.semi.num_labels, "semi_supervised.num_labels")
         except ValueError as error:
             raise ConfigError(str(error)) from error
-        unlabeled = self.instances("unlabeled_annotations", "unlabeled_images")
+        unlabeled = (self.detected_instances() if self.data.unlabeled_person_boxes
+                     else self.instances("unlabeled_annotations", "unlabeled_images"))
         return SemiSupervisedDataset(
             self._top_down_dataset(labeled), self._top_down_dataset(unlabeled),
             self.channel_of_joint, self.model_spec.num_keypoints, seed=self.seed,

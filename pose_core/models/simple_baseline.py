@@ -192,7 +192,9 @@ def is_semi_supervised_state_dict(state_dict: Mapping[str, torch.Tensor]) -> boo
     return bool(state_dict) and all(key.startswith(SEMI_NETWORK_PREFIXES) for key in state_dict)
 
 
-BACKBONE_ROOTS: frozenset[str] = frozenset({"conv1", "bn1", "layer1", "layer2", "layer3", "layer4"})
+BACKBONE_ROOTS: frozenset[str] = frozenset(
+    {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4"}
+)
 
 
 def load_backbone_or_model(

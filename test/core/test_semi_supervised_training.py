@@ -292,3 +292,24 @@ def test_init_checkpoint_imagenet_backbone_and_combined_posedual_file(
         assert torch.equal(networks[SECOND_NETWORK].state_dict()[key], net2_source[key])
         assert not torch.equal(networks["model"].state_dict()["final_layer.weight"],
                                networks[SECOND_NETWORK].state_dict()["final_layer.weight"])
+
+
+def test_unlabeled_pool_from_an_image_list_and_person_boxes(fixtures_dir, tmp_path) -> None:
+    source = json.loads((fixtures_dir / "coco" / "test_coco.json").read_text())
+    image_list = tmp_path / "image_info.json"
+    image_list.write_text(json.dumps({k: v for k, v in source.items() if k != "annotations"}))
+    detections = fixtures_dir / "coco" / "test_coco_det_AP_H_56.json"
+    config = _config(fixtures_dir, tmp_path)
+    config = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, unlabeled_annotations=str(image_list),
+        unlabeled_person_boxes=str(detections)))
+    task = build_task(config)
+    pool = task.detected_instances()
+    expected = [d for d in json.loads(detections.read_text()) if d["category_id"] == 1]
+    assert len(pool) == len(expected)  # every person box, no score threshold
+    dataset = task.train_dataset()
+    assert len(dataset) == len(expected)
+    bad = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, unlabeled_person_boxes=str(tmp_path / "missing.json")))
+    with pytest.raises(ConfigError, match="data.unlabeled_person_boxes"):
+        build_task(bad).train_dataset()

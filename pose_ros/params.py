@@ -90,7 +90,7 @@ class NodeParams:
     track_max_misses: int = 15
     track_publish_untracked: bool = True
     smoothing: bool = False
-    smoothing_min_cutoff: float = 1.0
+    smoothing_min_cutoff: float = 0.5
     smoothing_beta: float = 0.05
     depth: bool = False
     depth_sync_tolerance: float = 0.05

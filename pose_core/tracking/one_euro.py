@@ -10,6 +10,12 @@ strongly (jitter goes), fast motion passes with little lag. For each value:
 
 Values can be masked per call (a joint not found): masked values keep their state and come
 back unfiltered; a value that was masked on the previous call starts again from its raw value.
+
+`shared_speed=True` (for the keypoints of one person): the speed that sets the cut-off is the
+mean over the rows (joints) of each column's (x, y) filtered speed, i.e. the person's motion.
+A single keypoint's speed estimate is dominated by the detector's frame-to-frame noise, which
+keeps the cut-off high and the jitter in; the mean over 17 joints averages that noise out while
+a walking person still opens the filter.
 Shapes: any fixed shape (e.g. (J, 2) pixels); time in seconds.
 """
 
@@ -36,10 +42,17 @@ class OneEuroFilter:
         d_cutoff: cut-off frequency (Hz) of the speed estimate.
     """
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.0, d_cutoff: float = 1.0) -> None:
+    def __init__(
+        self,
+        min_cutoff: float = 1.0,
+        beta: float = 0.0,
+        d_cutoff: float = 1.0,
+        shared_speed: bool = False,
+    ) -> None:
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("One-Euro cut-offs must be positive and beta non-negative")
         self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
+        self.shared_speed = bool(shared_speed)
         self._value: np.ndarray | None = None
         self._speed: np.ndarray | None = None
         self._active: np.ndarray | None = None
@@ -60,9 +73,9 @@ class OneEuroFilter:
             speed = (x - self._value) / dt
             a_d = _alpha(self.d_cutoff, dt)
             speed_hat = a_d * speed + (1.0 - a_d) * self._speed
-            a = _alpha(self.min_cutoff + self.beta * np.abs(speed_hat), dt)
-            smoothed = a * x + (1.0 - a) * self._value
             update = valid & ~restart
+            a = _alpha(self.min_cutoff + self.beta * self._cutoff_speed(speed_hat, update), dt)
+            smoothed = a * x + (1.0 - a) * self._value
             self._value = np.where(update, smoothed, self._value)
             self._speed = np.where(update, speed_hat, self._speed)
             self._time = float(time)
@@ -70,3 +83,10 @@ class OneEuroFilter:
         self._speed = np.where(restart, 0.0, self._speed)
         self._active = valid.copy()
         return np.where(valid, self._value, x)
+
+    def _cutoff_speed(self, speed_hat: np.ndarray, update: np.ndarray) -> np.ndarray:
+        """|speed| per value, or with `shared_speed` the |mean speed| of each column."""
+        if not self.shared_speed or speed_hat.ndim < 2:
+            return np.abs(speed_hat)
+        count = np.maximum(update.sum(axis=0, keepdims=True), 1)
+        return np.abs(np.where(update, speed_hat, 0.0).sum(axis=0, keepdims=True) / count)

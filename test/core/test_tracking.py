@@ -156,3 +156,15 @@ def test_keep_untracked_returns_everyone_with_minus_one_for_the_untracked() -> N
     assert ids_by_x(result) == [0, -1, -1]  # tentative and low-score people: no id yet
     result = tracker.update(frame(person(0), person(300)), 0.2, keep_untracked=True)
     assert ids_by_x(result) == [0, 1]
+
+
+def test_shared_speed_smooths_noisy_joints_of_a_still_person_more() -> None:
+    rng = np.random.default_rng(3)
+    own, shared = OneEuroFilter(0.5, 0.05), OneEuroFilter(0.5, 0.05, shared_speed=True)
+    outputs: dict[str, list[np.ndarray]] = {"own": [], "shared": []}
+    for k in range(120):
+        noisy = TEMPLATE + rng.normal(0, 2.0, TEMPLATE.shape)
+        outputs["own"].append(own(noisy, k / 30))
+        outputs["shared"].append(shared(noisy, k / 30))
+    jitter = {key: np.abs(np.diff(np.stack(v)[30:], axis=0)).mean() for key, v in outputs.items()}
+    assert jitter["shared"] < 0.6 * jitter["own"]

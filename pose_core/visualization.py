@@ -13,6 +13,9 @@ from pose_core.structures import Poses
 
 __all__ = ["draw_poses", "person_color"]
 
+# colour keys of people without a track id start here (tracked ids count up from 0)
+UNTRACKED_COLOUR_OFFSET = 1000
+
 _PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 56, 56), (56, 255, 56), (56, 56, 255), (255, 178, 29), (207, 210, 49),
     (72, 249, 10), (146, 204, 23), (61, 219, 134), (26, 147, 52), (0, 212, 187),
@@ -58,8 +61,10 @@ def draw_poses(
     height, width = canvas.shape[:2]
     limit = 4 * max(height, width)
     for index, person in enumerate(poses.keypoints):
-        # tracked people keep their colour from frame to frame
-        color = person_color(index if poses.ids is None else int(poses.ids[index]))
+        # tracked people keep their colour from frame to frame; people without an id (-1)
+        # get one each by their place in the list
+        track_id = -1 if poses.ids is None else int(poses.ids[index])
+        color = person_color(track_id if track_id >= 0 else UNTRACKED_COLOUR_OFFSET + index)
         ok = (person[:, 2] > min_score) & np.isfinite(person[:, :2]).all(axis=1)
         ok &= (np.abs(person[:, :2]) < limit).all(axis=1)
         points = [(int(round(float(x))), int(round(float(y)))) for x, y in person[:, :2]]

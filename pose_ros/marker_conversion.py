@@ -27,6 +27,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pose_core.keypoint_specs import KeypointSpec
+from pose_core.visualization import UNTRACKED_COLOUR_OFFSET
 from pose_core.structures import Poses
 
 __all__ = ["poses_to_markers", "pixel_to_marker_point", "DEFAULT_METRES_PER_PIXEL"]
@@ -107,8 +108,9 @@ def poses_to_markers(
                 else None
                 for x, y, score in keypoints
             ]
-        # tracked people keep their colour from frame to frame
-        colour = _person_colour(rank if poses.ids is None else int(poses.ids[person_index]))
+        # tracked people keep their colour from frame to frame (as in the drawings)
+        track_id = -1 if poses.ids is None else int(poses.ids[person_index])
+        colour = _person_colour(track_id if track_id >= 0 else UNTRACKED_COLOUR_OFFSET + rank)
         lines = Marker(header=header, ns=ns, id=2 * rank, type=Marker.LINE_LIST)
         lines.action = Marker.ADD
         lines.pose.orientation.w = 1.0

@@ -30,7 +30,7 @@ from pose_ros.marker_conversion import poses_to_markers
 from pose_ros.params import NodeParams
 from pose_ros.pose_conversion import PersonArrayBuilder
 
-__all__ = ["CameraChannel", "Frame", "stamp_seconds", "tracker_config"]
+__all__ = ["CameraChannel", "Frame", "frame_age", "stamp_seconds", "tracker_config"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,20 @@ class Frame:
     header: Header
     image_bgr: np.ndarray
     convert_seconds: float
+    received: float = 0.0  # time.monotonic() when the callback got it
 
 
 def stamp_seconds(header: Header) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+def frame_age(frame: Frame, now_seconds: float, now_monotonic: float) -> float:
+    """Seconds since the frame was taken: from its stamp (the node's clock) when the stamp is
+    plausible (not in the future, less than an hour old), else since it was received."""
+    stamp_age = now_seconds - stamp_seconds(frame.header)
+    if stamp_seconds(frame.header) > 0 and 0.0 <= stamp_age < 3600.0:
+        return stamp_age
+    return max(now_monotonic - frame.received, 0.0)
 
 
 def tracker_config(params: NodeParams, spec: KeypointSpec) -> TrackerConfig:
@@ -75,6 +85,7 @@ class CameraChannel:
     image_wh: tuple[int, int] | None = None
     tracker_resets: int = 0
     size_changes: int = 0
+    stale_dropped: int = 0  # frames older than `max_frame_age` when the worker took them
     # depth (parameter `depth`): subscriptions and publisher made by the node
     depth: DepthPairer | None = None
     depth_subscriptions: list[Any] = field(default_factory=list)
@@ -259,6 +270,7 @@ class CameraChannel:
             "tracks": str(self.tracker.num_tracks if self.tracker is not None else 0),
             "tracker_resets": str(self.tracker_resets),
             "image_size_changes": str(self.size_changes),
+            "frames_stale": str(self.stale_dropped),
             "image_size": "" if self.image_wh is None else f"{self.image_wh[0]}x{self.image_wh[1]}",
             **{key: str(value) for key, value in sorted(self.depth_counts.items())},
         }

@@ -95,6 +95,7 @@ class NodeParams:
     depth: bool = False
     depth_sync_tolerance: float = 0.05
     depth_max_offset: float = 0.5
+    max_frame_age: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
@@ -351,6 +352,13 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "depth_sync_tolerance",
         "largest time difference (s) between a colour frame and the depth image paired to it",
         float_range=(0.0, 1.0, 0.0),
+    ),
+    ParameterSpec(
+        "max_frame_age",
+        "frames older than this (s, from their stamp, or since they arrived when the stamp is "
+        "not on the node's clock) when the worker takes them are dropped unprocessed and "
+        "counted (frames_stale); 0 = never",
+        float_range=(0.0, 60.0, 0.0),
     ),
     ParameterSpec(
         "depth_max_offset",

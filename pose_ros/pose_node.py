@@ -45,7 +45,7 @@ from visualization_msgs.msg import MarkerArray
 
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
-from pose_ros.camera_channel import CameraChannel, Frame, stamp_seconds
+from pose_ros.camera_channel import CameraChannel, Frame, frame_age, stamp_seconds
 from pose_ros.depth_input import DepthPairer, DepthReading, depth_image_to_array
 from pose_ros.diagnostics import NodeStatistics
 from pose_ros.frame_buffer import FrameWorker, KeyedLatestFrames
@@ -354,7 +354,8 @@ class PoseNode(LifecycleNode):
                 f"image rejected{where}: {rejection.reason}", throttle_duration_sec=5.0
             )
             return
-        self.buffer.put(camera, Frame(msg.header, image_bgr, time.perf_counter() - started))
+        self.buffer.put(camera, Frame(msg.header, image_bgr, time.perf_counter() - started,
+                                      time.monotonic()))
 
     def _on_depth(self, camera: str, msg: Image) -> None:
         """Depth callback: convert (or count the rejection) and keep it for pairing."""
@@ -381,6 +382,9 @@ class PoseNode(LifecycleNode):
         if estimator is None or not self._active:
             return
         params = self.params
+        frames = self._fresh(frames, params.max_frame_age)
+        if not frames:
+            return
         results = self._estimate(estimator, frames)
         for camera, (poses, timings) in results.items():
             if not self.context.ok():
@@ -397,6 +401,20 @@ class PoseNode(LifecycleNode):
                 )
             except Exception as error:  # noqa: BLE001 - one camera's failure spares the others
                 self._record_error(camera, error)
+
+    def _fresh(self, frames: dict[str, Frame], max_age: float) -> dict[str, Frame]:
+        """The frames not older than `max_age` seconds (0: all); the others are counted as
+        stale on their camera and never processed."""
+        if max_age <= 0:
+            return frames
+        now, monotonic = self.get_clock().now().nanoseconds * 1e-9, time.monotonic()
+        fresh = {}
+        for camera, frame in frames.items():
+            if frame_age(frame, now, monotonic) > max_age:
+                self._channel[camera].stale_dropped += 1
+            else:
+                fresh[camera] = frame
+        return fresh
 
     def _estimate(
         self, estimator: Estimator, frames: dict[str, Frame]

@@ -51,7 +51,7 @@ def keypoints_from_depth(
     *,
     min_depth: float = 0.1,
     max_depth: float = 20.0,
-    max_offset: float = 0.6,
+    max_offset: float = 0.5,
     min_valid_fraction: float = 0.25,
     window_fraction: float = 0.02,
 ) -> tuple[np.ndarray, np.ndarray]:

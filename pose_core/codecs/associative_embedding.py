@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import torch
 
-from pose_core.codecs.base import Prepared, TestOptions
+from pose_core.codecs.base import Prepared, TestOptions, check_scales, square_input_side
 from pose_core.codecs.heatmap import HeatmapGenerator
 from pose_core.codecs.refinement import dark_offsets_at
 from pose_core.geometry import back_project_centre_aligned, multi_scale_size
@@ -158,11 +158,7 @@ class AssociativeEmbeddingDecoder:
         self.input_size = int(input_size)
         self.mean, self.std = tuple(mean), tuple(std)
         self.flip_test = bool(flip_test)
-        self.scales = tuple(float(s) for s in scales)
-        if not self.scales or any(s <= 0 for s in self.scales):
-            raise ValueError(f"scales must be positive, got {self.scales}")
-        if len(self.scales) > 1 and 1.0 not in self.scales:
-            raise ValueError("multi-scale test needs 1.0 among the scales (tags come from it)")
+        self.scales = check_scales(scales)
         grouping = grouping or GroupingParams()
         if grouping.joint_order is None:
             grouping = dataclasses.replace(grouping, joint_order=keypoints.joint_order)
@@ -180,15 +176,7 @@ class AssociativeEmbeddingDecoder:
     ) -> AssociativeEmbeddingDecoder:
         """The decoder of a registered bottom-up model; `input_size`: the square side (an int
         or (s, s)), None for the model's."""
-        side = info.input_size[0]
-        if input_size is not None:
-            wh = ((int(input_size), int(input_size)) if isinstance(input_size, (int, np.integer))
-                  else (int(input_size[0]), int(input_size[1])))
-            if min(wh) < 32 or max(wh) > 4096:
-                raise ValueError(f"input_size {wh} out of range [32, 4096]")
-            if wh[0] != wh[1]:
-                raise ValueError("bottom-up input_size is the square training size (one number)")
-            side = wh[0]
+        side = square_input_side(info.input_size[0], input_size)
         options.check_method_options((), "associative embedding")
         return cls(
             info.head_layout, info.keypoints, side, info.mean, info.std,

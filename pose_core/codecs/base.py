@@ -28,7 +28,32 @@ from pose_core.inference.buffers import BufferPool
 from pose_core.models.heads import HeadLayout
 from pose_core.structures import Poses
 
-__all__ = ["Prepared", "PoseCodec", "TestOptions"]
+__all__ = ["Prepared", "PoseCodec", "TestOptions", "check_scales", "square_input_side"]
+
+
+def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    """The test scales as floats; ValueError unless positive, with 1.0 among several (the
+    bottom-up methods take their tags from the scale-1.0 pass)."""
+    checked = tuple(float(s) for s in scales)
+    if not checked or any(s <= 0 for s in checked):
+        raise ValueError(f"scales must be positive, got {checked}")
+    if len(checked) > 1 and 1.0 not in checked:
+        raise ValueError("multi-scale test needs 1.0 among the scales (tags come from it)")
+    return checked
+
+
+def square_input_side(model_side: int, input_size: int | Sequence[int] | None) -> int:
+    """The bottom-up network input side: `model_side` for None, else the one side of an int or
+    a square (w, h) in [32, 4096] (ValueError otherwise)."""
+    if input_size is None:
+        return int(model_side)
+    wh = ((int(input_size), int(input_size)) if isinstance(input_size, (int, np.integer))
+          else (int(input_size[0]), int(input_size[1])))
+    if min(wh) < 32 or max(wh) > 4096:
+        raise ValueError(f"input_size {wh} out of range [32, 4096]")
+    if wh[0] != wh[1]:
+        raise ValueError("bottom-up input_size is the square training size (one number)")
+    return wh[0]
 
 
 @dataclass(frozen=True)
@@ -61,12 +86,7 @@ class TestOptions:
     method_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        scales = tuple(float(s) for s in self.scales)
-        object.__setattr__(self, "scales", scales)
-        if not scales or any(s <= 0 for s in scales):
-            raise ValueError(f"scales must be positive, got {scales}")
-        if len(scales) > 1 and 1.0 not in scales:
-            raise ValueError("multi-scale test needs 1.0 among the scales (tags come from it)")
+        object.__setattr__(self, "scales", check_scales(self.scales))
         if self.top_down_decoder not in ("quarter", "dark"):
             raise ValueError(
                 f"top_down_decoder must be 'quarter' or 'dark': {self.top_down_decoder}"

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pose_core.codecs.base import Prepared, TestOptions
+from pose_core.codecs.base import Prepared, TestOptions, check_scales, square_input_side
 from pose_core.geometry import affine_matrix, apply_affine
 from pose_core.grouping import GroupingParams
 from pose_core.grouping.coupled_embedding import (
@@ -236,11 +236,7 @@ class CoupledEmbeddingDecoder:
         self.keypoints = keypoints
         self.input_size = int(input_size)
         self.flip_test = bool(flip_test)
-        scales = tuple(float(s) for s in scales)
-        if not scales or any(s <= 0 for s in scales):
-            raise ValueError(f"scales must be positive, got {scales}")
-        if len(scales) > 1 and 1.0 not in scales:
-            raise ValueError("multi-scale test needs 1.0 among the scales (tags come from it)")
+        scales = check_scales(scales)
         # the official list starts with 1.0 (its tags are used); the others keep their order
         self.pass_scales = (1.0, *(s for s in scales if s != 1.0)) if 1.0 in scales else scales
         grouping = grouping or GroupingParams()
@@ -256,13 +252,7 @@ class CoupledEmbeddingDecoder:
     def for_model(
         cls, info: Any, input_size: int | tuple[int, int] | None, options: TestOptions
     ) -> CoupledEmbeddingDecoder:
-        side = info.input_size[0]
-        if input_size is not None:
-            wh = ((int(input_size), int(input_size)) if isinstance(input_size, (int, np.integer))
-                  else (int(input_size[0]), int(input_size[1])))
-            if wh[0] != wh[1] or min(wh) < 32 or max(wh) > 4096:
-                raise ValueError(f"CE input_size is one square side in [32, 4096], got {wh}")
-            side = wh[0]
+        side = square_input_side(info.input_size[0], input_size)
         options.check_method_options((), "coupled embedding")
         return cls(
             info.head_layout, info.keypoints, side, flip_test=options.flip_test,

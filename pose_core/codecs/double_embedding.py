@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from pose_core.codecs.associative_embedding import AssociativeEmbeddingDecoder
-from pose_core.codecs.base import Prepared, TestOptions
+from pose_core.codecs.base import Prepared, TestOptions, square_input_side
 from pose_core.geometry import back_project_centre_aligned
 from pose_core.grouping import GroupingParams
 from pose_core.grouping.double_embedding import (
@@ -120,15 +120,12 @@ class DoubleEmbeddingDecoder(AssociativeEmbeddingDecoder):
     ) -> DoubleEmbeddingDecoder:
         """The decoder of a registered DEM model (options `dem_mode`, `dem_mrm`)."""
         options.check_method_options(DEM_METHOD_OPTIONS, "double embedding")
-        base = AssociativeEmbeddingDecoder.for_model(
-            info, input_size, TestOptions(flip_test=options.flip_test, scales=options.scales,
-                                          grouping=options.grouping)
-        )
+        side = square_input_side(info.input_size[0], input_size)
         mode = options.method_option("dem_mode", "paper")
         if mode not in DEM_MODES:
             raise ValueError(f"dem_mode must be one of {DEM_MODES}, got {mode!r}")
         return cls(
-            info.head_layout, info.keypoints, base.input_size, info.mean, info.std,
+            info.head_layout, info.keypoints, side, info.mean, info.std,
             flip_test=options.flip_test, scales=options.scales, grouping=options.grouping,
             dem_mode=mode, dem_mrm=options.method_option("dem_mrm", None),
         )

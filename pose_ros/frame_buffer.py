@@ -36,78 +36,6 @@ class BufferCounts:
     taken: int
 
 
-class LatestFrameBuffer(Generic[T]):
-    """A single-slot, drop-oldest buffer (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._item: T | None = None
-        self._has_item = False
-        self._closed = False
-        self._received = 0
-        self._dropped = 0
-        self._taken = 0
-
-    def put(self, item: T) -> bool:
-        """Store `item` as the newest frame.
-
-        Returns:
-            True when a waiting frame was replaced (and counted as dropped).
-        """
-        with self._condition:
-            replaced = self._has_item
-            if replaced:
-                self._dropped += 1
-            self._item, self._has_item = item, True
-            self._received += 1
-            self._condition.notify()
-            return replaced
-
-    def get(self, timeout: float | None = None) -> T | None:
-        """Take the newest frame, waiting up to `timeout` seconds (None: until one or close).
-
-        Returns:
-            The frame, or None on timeout or after `close()`.
-        """
-        with self._condition:
-            if not self._condition.wait_for(lambda: self._has_item or self._closed, timeout):
-                return None
-            if not self._has_item:
-                return None
-            item, self._item, self._has_item = self._item, None, False
-            self._taken += 1
-            return item
-
-    def clear(self) -> bool:
-        """Discard a waiting frame (counted as dropped). Returns True when there was one."""
-        with self._condition:
-            had = self._has_item
-            if had:
-                self._dropped += 1
-            self._item, self._has_item = None, False
-            return had
-
-    def close(self) -> None:
-        """Wake every waiting `get` (they return None); later puts are still accepted."""
-        with self._condition:
-            self._closed = True
-            self._condition.notify_all()
-
-    def reopen(self) -> None:
-        """Undo `close()` (for a worker that is started again)."""
-        with self._condition:
-            self._closed = False
-
-    @property
-    def pending(self) -> bool:
-        with self._condition:
-            return self._has_item
-
-    def counts(self) -> BufferCounts:
-        with self._condition:
-            return BufferCounts(self._received, self._dropped, self._taken)
-
-
 class KeyedLatestFrames(Generic[T]):
     """One drop-oldest slot per key (thread-safe); `get` takes every waiting frame at once.
 
@@ -185,6 +113,51 @@ class KeyedLatestFrames(Generic[T]):
                 sum(self._dropped[k] for k in keys),
                 sum(self._taken[k] for k in keys),
             )
+
+
+class LatestFrameBuffer(Generic[T]):
+    """A single-slot, drop-oldest buffer (thread-safe): `KeyedLatestFrames` with one key."""
+
+    _KEY = "frame"
+
+    def __init__(self) -> None:
+        self._frames: KeyedLatestFrames[T] = KeyedLatestFrames([self._KEY])
+
+    def put(self, item: T) -> bool:
+        """Store `item` as the newest frame.
+
+        Returns:
+            True when a waiting frame was replaced (and counted as dropped).
+        """
+        return self._frames.put(self._KEY, item)
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """Take the newest frame, waiting up to `timeout` seconds (None: until one or close).
+
+        Returns:
+            The frame, or None on timeout or after `close()`.
+        """
+        items = self._frames.get(timeout)
+        return None if items is None else items[self._KEY]
+
+    def clear(self) -> bool:
+        """Discard a waiting frame (counted as dropped). Returns True when there was one."""
+        return self._frames.clear()
+
+    def close(self) -> None:
+        """Wake every waiting `get` (they return None); later puts are still accepted."""
+        self._frames.close()
+
+    def reopen(self) -> None:
+        """Undo `close()` (for a worker that is started again)."""
+        self._frames.reopen()
+
+    @property
+    def pending(self) -> bool:
+        return self._frames.pending
+
+    def counts(self) -> BufferCounts:
+        return self._frames.counts()
 
 
 class FrameWorker(Generic[T]):

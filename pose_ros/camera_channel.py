@@ -30,7 +30,7 @@ from pose_ros.marker_conversion import poses_to_markers
 from pose_ros.params import NodeParams
 from pose_ros.pose_conversion import PersonArrayBuilder
 
-__all__ = ["CameraChannel", "Frame", "frame_age", "stamp_seconds", "tracker_config"]
+__all__ = ["CameraChannel", "Frame", "frame_age", "stamp_age", "stamp_seconds", "tracker_config"]
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,18 @@ def stamp_seconds(header: Header) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
+def stamp_age(header: Header, now_seconds: float) -> float | None:
+    """Seconds from the stamp to `now_seconds` (the node's clock), or None when the stamp is
+    not on that clock (zero, in the future, or an hour or more old)."""
+    age = now_seconds - stamp_seconds(header)
+    return age if stamp_seconds(header) > 0 and 0.0 <= age < 3600.0 else None
+
+
 def frame_age(frame: Frame, now_seconds: float, now_monotonic: float) -> float:
-    """Seconds since the frame was taken: from its stamp (the node's clock) when the stamp is
-    plausible (not in the future, less than an hour old), else since it was received."""
-    stamp_age = now_seconds - stamp_seconds(frame.header)
-    if stamp_seconds(frame.header) > 0 and 0.0 <= stamp_age < 3600.0:
-        return stamp_age
-    return max(now_monotonic - frame.received, 0.0)
+    """Seconds since the frame was taken: from its stamp when it is on the node's clock
+    (`stamp_age`), else since it was received."""
+    age = stamp_age(frame.header, now_seconds)
+    return age if age is not None else max(now_monotonic - frame.received, 0.0)
 
 
 def tracker_config(params: NodeParams, spec: KeypointSpec) -> TrackerConfig:
@@ -148,7 +153,6 @@ class CameraChannel:
         # the builder reuses its message objects: publish before the next build (same thread)
         self.people_publisher.publish(self.builder.build(poses, frame.header, (width, height)))
         self._publish_optional(frame, poses, spec, params)
-        stamp_age = now_seconds - stamp_seconds(frame.header)
         stages = {
             "convert": frame.convert_seconds,
             "preprocess": timings.get("preprocess", 0.0),
@@ -156,8 +160,9 @@ class CameraChannel:
             "grouping": timings.get("grouping", 0.0),
             "publish": time.perf_counter() - publish_started,
         }
-        if stamp_seconds(frame.header) > 0 and 0.0 <= stamp_age < 3600.0:
-            stages["total"] = stamp_age
+        age = stamp_age(frame.header, now_seconds)
+        if age is not None:
+            stages["total"] = age
         self.stats.record_processed(stages, len(poses))
         if self.depth is not None:
             self._publish_3d(frame, poses, spec, params)

@@ -7,12 +7,42 @@ importlib.resources so an installed package works without the repository. How th
 
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["DEFAULT_MODEL", "default_checkpoint_path"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "SYNTHETIC_ONLY_NOTICE",
+    "SyntheticModelWarning",
+    "default_checkpoint_path",
+    "warn_synthetic_only",
+]
 
 DEFAULT_MODEL = "higherhrnet_lite_w16_256_coco"
+
+SYNTHETIC_ONLY_NOTICE = (
+    f"the shipped model ({DEFAULT_MODEL}) was trained on synthetic people only: on real "
+    "photographs it misses people and draws false skeletons. For real images use an official "
+    "checkpoint, e.g. PoseEstimator('higherhrnet_w32_512_coco', "
+    "checkpoint='pose_higher_hrnet_w32_512.pth') or pose-infer --model higherhrnet_w32_512_coco "
+    "--checkpoint pose_higher_hrnet_w32_512.pth (docs/models.md lists the models and files)"
+)
+
+
+class SyntheticModelWarning(UserWarning):
+    """The shipped synthetic-world model is in use (said once per process)."""
+
+
+_warned = False
+
+
+def warn_synthetic_only() -> None:
+    """Say once per process that the shipped weights know only the synthetic world."""
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(SYNTHETIC_ONLY_NOTICE, SyntheticModelWarning, stacklevel=3)
 
 
 def default_checkpoint_path() -> Path:

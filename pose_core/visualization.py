@@ -11,7 +11,7 @@ import numpy as np
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
 
-__all__ = ["draw_poses", "person_color"]
+__all__ = ["contact_sheet", "draw_poses", "person_color"]
 
 # colour keys of people without a track id start here (tracked ids count up from 0)
 UNTRACKED_COLOUR_OFFSET = 1000
@@ -78,3 +78,21 @@ def draw_poses(
             cv2.putText(canvas, f"{poses.scores[index]:.2f}", (first[0] + 4, first[1] - 4),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
     return canvas
+
+
+def contact_sheet(images: list[np.ndarray], columns: int = 4, tile_width: int = 320) -> np.ndarray:
+    """Images side by side in rows of `columns`, each resized to `tile_width` (BGR uint8)."""
+    if not images:
+        raise ValueError("contact_sheet needs at least one image")
+    tiles = []
+    for image in images:
+        height = int(round(image.shape[0] * tile_width / image.shape[1]))
+        tiles.append(cv2.resize(image, (tile_width, height), interpolation=cv2.INTER_AREA))
+    tile_height = max(t.shape[0] for t in tiles)
+    rows = (len(tiles) + columns - 1) // columns
+    sheet = np.full((rows * tile_height, columns * tile_width, 3), 255, np.uint8)
+    for index, tile in enumerate(tiles):
+        row, column = divmod(index, columns)
+        y, x = row * tile_height, column * tile_width
+        sheet[y:y + tile.shape[0], x:x + tile_width] = tile
+    return sheet

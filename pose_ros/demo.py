@@ -7,7 +7,13 @@ node in one process on a MultiThreadedExecutor (or, with `--two-processes`, the 
 child process so images really cross DDS between processes). Every second it prints a summary
 line (camera and people rates, stamp -> people latency, people found, dropped / rejected frames);
 annotated frames are saved to `--out` (`frame_<index>.jpg`, one every `--save-period` seconds)
-with `summary.json`. It stops after `--duration` seconds or on Ctrl-C and exits 0 (2 when the
+with `contact_sheet.jpg` (the saved frames side by side) and `summary.json`.
+
+Evaluation: with the camera in this process (the default), every PersonArray is scored against
+the exact ground truth of the frame it answers (`pose_core.evaluation.FrameScorer`: people recall
+and precision at OKS >= 0.5, keypoint error, wrong-person edges among the drawn ones); the totals
+are printed at the end and written to `summary.json` under "evaluation". `--min-recall`,
+`--min-precision` and `--max-wrong-edges` turn them into an exit status (3 when one is missed). It stops after `--duration` seconds or on Ctrl-C and exits 0 (2 when the
 model cannot be loaded).
 
 DDS: the recommended profile (`config/fastdds_shm.xml`) is used when found (an explicit
@@ -38,9 +44,12 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from pose_core.evaluation.frame_scoring import FrameScorer
+from pose_core.visualization import contact_sheet
 from pose_ros.diagnostics import status_values
 from pose_ros.image_conversion import ImageRejected, image_to_bgr
 from pose_ros.msg import PersonArray
+from pose_ros.pose_conversion import person_array_to_poses
 from pose_ros.pose_node import PoseNode
 from pose_ros.synthetic_camera import SyntheticCameraNode
 
@@ -69,13 +78,21 @@ class DemoMonitor(Node):
     Args:
         out_dir: where annotated frames are saved.
         save_period: seconds between saved frames.
+        camera: the in-process synthetic camera whose ground truth scores each PersonArray
+            (None: no scoring).
+        scorer: the scorer that keeps the totals (needed with `camera`).
         **kwargs: passed to `rclpy.node.Node`.
     """
 
-    def __init__(self, out_dir: Path, save_period: float, **kwargs: object) -> None:
+    def __init__(self, out_dir: Path, save_period: float,
+                 camera: SyntheticCameraNode | None = None, scorer: FrameScorer | None = None,
+                 **kwargs: object) -> None:
         super().__init__("pose_demo_monitor", **kwargs)
         self.out_dir = out_dir
         self.save_period = save_period
+        self.camera = camera
+        self.scorer = scorer
+        self.frames_without_truth = 0
         self._lock = threading.Lock()
         self.latencies: deque[float] = deque(maxlen=300)
         self.all_latencies: list[float] = []
@@ -99,6 +116,13 @@ class DemoMonitor(Node):
             self.people_times.append(time.monotonic())
             self.people_count = len(msg.people)
             self.people_messages += 1
+        if self.camera is not None and self.scorer is not None:
+            truth = self.camera.ground_truth(msg.header)
+            with self._lock:
+                if truth is None:
+                    self.frames_without_truth += 1
+                else:
+                    self.scorer.score(person_array_to_poses(msg).keypoints, *truth)
 
     def _on_annotated(self, msg: Image) -> None:
         now = time.monotonic()
@@ -163,6 +187,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--two-processes", action="store_true",
                         help="run the camera in a child process (images cross DDS)")
     parser.add_argument("--dds-profile", default=None, help="Fast DDS XML profile")
+    parser.add_argument("--min-recall", type=float, default=0.0,
+                        help="exit 3 when people recall (OKS >= 0.5) ends below this")
+    parser.add_argument("--min-precision", type=float, default=0.0,
+                        help="exit 3 when people precision ends below this")
+    parser.add_argument("--max-wrong-edges", type=float, default=1.0,
+                        help="exit 3 when the wrong-person share of drawn edges ends above this")
     return parser.parse_args(argv)
 
 
@@ -233,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
     executor = MultiThreadedExecutor(num_threads=3, context=context)
     nodes: list[Node] = []
     started = time.monotonic()
+    status = 0
     try:
         if camera_process is None:
             camera = SyntheticCameraNode(
@@ -248,7 +279,11 @@ def run(args: argparse.Namespace) -> int:
         if not pose.active:
             print("the pose node could not be configured (see the log above)", file=sys.stderr)
             return 2
-        monitor = DemoMonitor(args.out, args.save_period, context=context)
+        camera_node = nodes[0] if camera_process is None else None
+        scorer = FrameScorer(pose.keypoint_spec,
+                             keypoint_min_score=float(pose.params.keypoint_min_score))
+        monitor = DemoMonitor(args.out, args.save_period, camera=camera_node, scorer=scorer,
+                              context=context)
         nodes.append(monitor)
         for node in nodes:
             executor.add_node(node)
@@ -274,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
         print("stopped", flush=True)
     finally:
         if nodes and isinstance(nodes[-1], DemoMonitor):
-            _write_summary(args, nodes[-1], time.monotonic() - started, profile)
+            status = _write_summary(args, nodes[-1], time.monotonic() - started, profile)
         for node in reversed(nodes):  # the pose node's worker stops before the executor
             executor.remove_node(node)
             node.destroy_node()
@@ -288,13 +323,16 @@ def run(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 camera_process.kill()
                 camera_process.wait()
-    return 0
+    return status
 
 
 def _write_summary(
     args: argparse.Namespace, monitor: DemoMonitor, seconds: float, profile: Path | None
-) -> None:
+) -> int:
+    """Write summary.json and the contact sheet, print the totals; the exit status (0, or 3
+    when an evaluation goal of the arguments is missed)."""
     latencies = np.asarray(monitor.all_latencies, np.float64) * 1e3
+    evaluation = _evaluation(monitor)
     summary = {
         **monitor.summary(),
         "seconds": round(seconds, 2),
@@ -304,13 +342,52 @@ def _write_summary(
         "latency_ms_p90_all": float(np.percentile(latencies, 90)) if latencies.size else None,
         "saved_frames": monitor.saved,
         "dds_profile": str(profile) if profile else None,
+        "evaluation": evaluation,
         "arguments": {k: str(v) for k, v in vars(args).items()},
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if monitor.saved:
+        images = [cv2.imread(str(args.out / name)) for name in monitor.saved[:16]]
+        cv2.imwrite(str(args.out / "contact_sheet.jpg"),
+                    contact_sheet([i for i in images if i is not None]))
     print(
         f"done: {monitor.people_messages} PersonArray in {seconds:.1f} s, "
         f"{len(monitor.saved)} frames saved to {args.out}/"
     )
+    if evaluation is None:
+        print("evaluation: not scored (the camera runs in another process)")
+        return 0
+    if not evaluation["frames"]:
+        print("evaluation: no frame scored")
+        return 3 if args.min_recall > 0 else 0
+    print(
+        f"evaluation over {evaluation['frames']} frames ({evaluation['people_true']} people to "
+        f"find): recall {evaluation['recall']:.3f}, precision {evaluation['precision']:.3f} at "
+        f"OKS >= 0.5; keypoint error median {evaluation['keypoint_error_px_median']:.1f} px, "
+        f"p90 {evaluation['keypoint_error_px_p90']:.1f} px; wrong-person edges "
+        f"{evaluation['edges_wrong']} of {evaluation['edges_drawn']} drawn "
+        f"({100 * evaluation['wrong_edge_fraction']:.2f} %)"
+    )
+    missed = [
+        name for name, bad in (
+            ("recall", not evaluation["recall"] >= args.min_recall),
+            ("precision", not evaluation["precision"] >= args.min_precision),
+            ("wrong-person edges", evaluation["wrong_edge_fraction"] > args.max_wrong_edges),
+        ) if bad
+    ]
+    if missed:
+        print(f"evaluation goals missed: {', '.join(missed)}")
+        return 3
+    return 0
+
+
+def _evaluation(monitor: DemoMonitor) -> dict[str, float | int] | None:
+    if monitor.scorer is None or monitor.camera is None:
+        return None
+    with monitor._lock:
+        evaluation = monitor.scorer.summary()
+    evaluation["frames_without_truth"] = monitor.frames_without_truth
+    return evaluation
 
 
 def main(argv: list[str] | None = None) -> None:

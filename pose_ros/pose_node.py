@@ -164,6 +164,12 @@ class PoseNode(LifecycleNode):
         """The statistics of the first (or only) camera."""
         return self.channels[0].stats
 
+    @property
+    def keypoint_spec(self) -> KeypointSpec | None:
+        """The keypoint layout of the loaded model (None before configure)."""
+        with self._estimator_lock:
+            return None if self._estimator is None else self._estimator.keypoint_spec
+
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate the parameters, build the estimator and the publishers."""

@@ -19,7 +19,9 @@ frame's header, so the pose node's 3D stage can be tested with exact ground trut
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
+import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -52,6 +54,7 @@ def _int_range(low: int, high: int) -> list[IntegerRange]:
 
 
 MAX_CACHED_FRAMES = 300  # frames of a looping video kept in memory (640x480: ~280 MB at most)
+GROUND_TRUTH_FRAMES = 600  # ground truth of the latest published frames, by stamp
 
 
 class SyntheticCameraNode(Node):
@@ -149,6 +152,9 @@ class SyntheticCameraNode(Node):
         self.frames_published = 0
         self.render_seconds = 0.0
         self.last_scene: SyntheticScene | None = None
+        # (keypoints, areas) of the latest frames by stamp: the demo scores what the pose node
+        # published for a frame against the frame's exact ground truth
+        self._ground_truth: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         # A looping video replays its frames from memory (up to MAX_CACHED_FRAMES): rendering is
         # Python-heavy and, in a process shared with the pose node, competes for the GIL.
         self._cache: dict[int, SyntheticScene] = {}
@@ -175,7 +181,15 @@ class SyntheticCameraNode(Node):
         if self._depth_publishers is not None:
             self._publish_depth(index, scene, header)
         self.last_scene = scene
+        self._ground_truth[_stamp_ns(header)] = (scene.keypoints, scene.areas)
+        while len(self._ground_truth) > GROUND_TRUTH_FRAMES:
+            self._ground_truth.popitem(last=False)
         self.frames_published += 1
+
+    def ground_truth(self, header: Header) -> tuple[np.ndarray, np.ndarray] | None:
+        """(keypoints (P, J, 3), areas (P,)) of the frame published with this header's stamp,
+        while it is among the latest GROUND_TRUTH_FRAMES; None otherwise."""
+        return self._ground_truth.get(_stamp_ns(header))
 
     def _publish_depth(self, index: int, scene: SyntheticScene, header: Header) -> None:
         depth = render_depth(
@@ -188,6 +202,10 @@ class SyntheticCameraNode(Node):
         info_publisher.publish(pinhole_camera_info(header, self.width, self.height,
                                                    self.focal_px))
         self.last_depth = depth
+
+
+def _stamp_ns(header: Header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def main(args: list[str] | None = None) -> None:

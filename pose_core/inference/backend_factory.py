@@ -110,7 +110,11 @@ def resolve_checkpoint(model_name: str, checkpoint: str | os.PathLike[str] | Non
     (random weights, with a warning) for another model."""
     if checkpoint is not None:
         return Path(checkpoint)
-    from pose_core.default_model import DEFAULT_MODEL, default_checkpoint_path
+    from pose_core.default_model import (
+        DEFAULT_MODEL,
+        default_checkpoint_path,
+        warn_synthetic_only,
+    )
 
     if model_name != DEFAULT_MODEL:
         warnings.warn(
@@ -118,7 +122,9 @@ def resolve_checkpoint(model_name: str, checkpoint: str | os.PathLike[str] | Non
             stacklevel=4,
         )
         return None
-    return default_checkpoint_path()  # raises FileNotFoundError with a message
+    path = default_checkpoint_path()  # raises FileNotFoundError with a message
+    warn_synthetic_only()
+    return path
 
 
 def build_backend(

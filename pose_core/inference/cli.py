@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_dem_arguments(parser)
     parser.add_argument("--min-draw-score", type=float, default=0.05,
                         help="joints at or below this value are not drawn")
+    parser.add_argument("--min-draw-person-score", type=float, default=0.2,
+                        help="people scoring below this are not drawn (all are written to --out)")
     return parser
 
 
@@ -122,8 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.draw_dir is not None:
             from pose_core.visualization import draw_poses
 
-            drawn = draw_poses(image, poses, estimator.keypoint_spec,
-                               min_score=args.min_draw_score)
+            drawn = draw_poses(image, poses.with_min_score(args.min_draw_person_score),
+                               estimator.keypoint_spec, min_score=args.min_draw_score)
             cv2.imwrite(str(args.draw_dir / f"{path.stem}.jpg"), drawn)
     write_results_json(args.out, records)
     print(f"wrote {len(records)} results for {len(images) - failures} images to {args.out}")

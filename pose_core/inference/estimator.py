@@ -27,6 +27,7 @@ from pose_core.codecs import build_decoder
 from pose_core.codecs.base import Prepared, TestOptions
 from pose_core.grouping import GroupingParams, TagSampler
 from pose_core.inference.backends import InferenceBackend
+from pose_core.default_model import DEFAULT_MODEL
 from pose_core.inference.buffers import BufferPool
 from pose_core.inference.preprocess import check_image
 from pose_core.keypoint_specs import KeypointSpec
@@ -41,7 +42,9 @@ class PoseEstimator:
     """Multi-person pose estimation on images.
 
     Args:
-        name: registered model name (`pose_core.models.MODEL_NAMES`).
+        name: registered model name (`pose_core.models.MODEL_NAMES`); default: the shipped
+            synthetic-world model `DEFAULT_MODEL` (which says once that it knows only the
+            synthetic world).
         checkpoint: weights file; None loads the shipped weights for `DEFAULT_MODEL` and keeps
             random weights (with a warning) for any other name.
         device: torch device string.
@@ -73,7 +76,7 @@ class PoseEstimator:
 
     def __init__(
         self,
-        name: str,
+        name: str = DEFAULT_MODEL,
         checkpoint: str | Path | None = None,
         device: str = "cpu",
         flip_test: bool = True,

@@ -160,6 +160,8 @@ class CameraChannel:
             "grouping": timings.get("grouping", 0.0),
             "publish": time.perf_counter() - publish_started,
         }
+        if "age_at_start" in timings:  # the frame's age when the worker took it
+            stages["age_at_start"] = timings["age_at_start"]
         age = stamp_age(frame.header, now_seconds)
         if age is not None:
             stages["total"] = age

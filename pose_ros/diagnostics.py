@@ -11,7 +11,7 @@ Reported keys (values are strings, as DiagnosticStatus requires):
 - `last_reject_reason` and `rejected[<reason>]` for the most frequent reasons;
 - `latency_ms.<stage>.p50|p90|p99|max` over the last `window` processed frames, for `total`
   (image header stamp -> people published), `convert`, `preprocess`, `network`, `grouping`,
-  `publish`;
+  `publish` and `age_at_start` (the frame's age when the worker took it);
 - `people_last`, plus whatever `static` info the node adds (device, backend, model, ...).
 
 Level: ERROR when processing raised in the period, WARN when frames were rejected in the
@@ -30,7 +30,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 __all__ = ["NodeStatistics", "LATENCY_STAGES", "percentiles_ms", "status_values"]
 
-LATENCY_STAGES = ("total", "convert", "preprocess", "network", "grouping", "publish")
+LATENCY_STAGES = ("total", "convert", "preprocess", "network", "grouping", "publish",
+                  "age_at_start")
 _PERCENTILES = (50, 90, 99)
 
 
@@ -107,6 +108,17 @@ class NodeStatistics:
             for stage, seconds in stage_seconds.items():
                 if stage in self._latency:
                     self._latency[stage].append(float(seconds))
+
+    def samples_ms(self, stage: str = "total") -> list[float]:
+        """The window's samples of one stage, in milliseconds (oldest first)."""
+        with self._lock:
+            return [1e3 * s for s in self._latency[stage]]
+
+    def clear_latency(self) -> None:
+        """Forget the latency samples (benchmarks: start a measurement after a warm-up)."""
+        with self._lock:
+            for samples in self._latency.values():
+                samples.clear()
 
     def latency_ms(self, stage: str = "total") -> dict[str, float]:
         """Percentiles of one stage over the window, in milliseconds."""

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from pose_core.inference.thread_policy import pin_current_thread
+
 __all__ = ["LatestFrameBuffer", "KeyedLatestFrames", "FrameWorker", "BufferCounts"]
 
 T = TypeVar("T")
@@ -168,6 +170,7 @@ class FrameWorker(Generic[T]):
         handler: called with each frame in the worker thread.
         on_error: called with the exception when `handler` raises; the worker keeps running.
         name: thread name.
+        cpus: CPUs the thread pins itself to when it starts (empty: not pinned).
     """
 
     def __init__(
@@ -176,8 +179,11 @@ class FrameWorker(Generic[T]):
         handler: Callable[[T], None],
         on_error: Callable[[BaseException], None] | None = None,
         name: str = "frame_worker",
+        cpus: tuple[int, ...] = (),
     ) -> None:
         self._buffer = buffer
+        self.cpus = tuple(cpus)
+        self.pinned = False
         self._handler = handler
         self._on_error = on_error
         self._name = name
@@ -220,6 +226,8 @@ class FrameWorker(Generic[T]):
         return True
 
     def _run(self) -> None:
+        if self.cpus:
+            self.pinned = pin_current_thread(self.cpus)
         while not self._stop.is_set():
             item = self._buffer.get(timeout=0.5)
             if item is None or self._stop.is_set():

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# the node's default omp_wait_policy (docs/benchmark_node.md), in the process environment
+POSE_NODE_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
 __all__ = [
     "LaunchArgument",
     "LAUNCH_ARGUMENTS",
@@ -121,6 +124,8 @@ def node_configs(arguments: Mapping[str, str], package_share: Path) -> list[dict
     pose_node = {
         "package": PACKAGE,
         "executable": "pose_node",
+        # read by torch's OpenMP runtime when it loads, before the node reads its parameters
+        "additional_env": dict(POSE_NODE_ENV),
         "name": "pose_node",
         "namespace": namespace,
         "parameters": [params_file, overrides],
@@ -188,6 +193,8 @@ def _multi_camera_configs(
     configs.append({
         "package": PACKAGE,
         "executable": "pose_node",
+        # read by torch's OpenMP runtime when it loads, before the node reads its parameters
+        "additional_env": dict(POSE_NODE_ENV),
         "name": "pose_node",
         "namespace": namespace,
         "parameters": [params_file, overrides],

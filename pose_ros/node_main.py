@@ -2,7 +2,8 @@
 
 `run_node(node_factory, args)` initialises rclpy, builds one node, spins it until Ctrl-C or an
 external shutdown, destroys the node (or, when the context is already gone, calls its
-`stop_processing()` if it has one) and shuts rclpy down.
+`stop_processing()` if it has one) and shuts rclpy down. A node with an `executor_threads`
+parameter above 1 spins on a MultiThreadedExecutor of that many threads.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 __all__ = ["run_node"]
@@ -26,8 +27,11 @@ def run_node(node_factory: Callable[[], Node], args: list[str] | None = None) ->
     try:
         with rclpy.init(args=args):
             node = node_factory()
+            threads = (node.get_parameter("executor_threads").value
+                       if node.has_parameter("executor_threads") else 1)
+            executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else None
             try:
-                rclpy.spin(node)
+                rclpy.spin(node, executor=executor)
             finally:
                 # SIGTERM (rclpy's handler) shuts the context down under the node; destroying a
                 # node of a dead context raises, and there is nothing left to release then but

@@ -32,6 +32,7 @@ from rclpy.parameter import Parameter
 from pose_core.default_model import DEFAULT_MODEL
 from pose_core.grouping import GroupingParams
 from pose_core.grouping.options import GROUPING_DEFAULTS, grouping_params_from
+from pose_core.inference.thread_policy import ThreadPolicy
 
 __all__ = [
     "NodeParams",
@@ -96,6 +97,14 @@ class NodeParams:
     depth_sync_tolerance: float = 0.05
     depth_max_offset: float = 0.5
     max_frame_age: float = 0.0
+    # thread and scheduling policy: defaults chosen by training/benchmark_contention.py
+    # (docs/benchmark_node.md); test/ros/test_thread_policy.py holds them to that choice
+    network_threads: int = 1
+    network_inter_op_threads: int = 1
+    grouping_threads: int = 1
+    omp_wait_policy: str = "passive"
+    worker_cpus: str = ""
+    executor_threads: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
@@ -141,7 +150,29 @@ class NodeParams:
             return f"max_input_size must be 0 or a multiple of 32 >= 64, got {self.max_input_size}"
         if self.dem_mode not in ("paper", "release"):
             return f"dem_mode must be paper|release, got '{self.dem_mode}'"
-        return self._camera_problem() or self._tracking_problem()
+        return self._camera_problem() or self._tracking_problem() or self._thread_problem()
+
+    def _thread_problem(self) -> str:
+        if self.omp_wait_policy not in ("passive", "active", ""):
+            return f"omp_wait_policy must be passive|active|'', got '{self.omp_wait_policy}'"
+        try:
+            self.worker_cpu_set()
+        except ValueError:
+            return f"worker_cpus must be '' or CPU indices like '1' or '0,1', got " \
+                   f"'{self.worker_cpus}'"
+        return ""
+
+    def worker_cpu_set(self) -> tuple[int, ...]:
+        """The CPUs of `worker_cpus` ('' -> (): not pinned)."""
+        cpus = tuple(int(c) for c in self.worker_cpus.replace(" ", "").split(",") if c)
+        if any(c < 0 for c in cpus):
+            raise ValueError("negative CPU index")
+        return cpus
+
+    def thread_policy(self) -> ThreadPolicy:
+        """The estimator's `ThreadPolicy` from the thread parameters."""
+        return ThreadPolicy(self.network_threads, self.network_inter_op_threads,
+                            self.grouping_threads, self.worker_cpu_set())
 
     def _camera_problem(self) -> str:
         if not 1 <= len(self.cameras) <= MAX_CAMERAS:
@@ -359,6 +390,43 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "not on the node's clock) when the worker takes them are dropped unprocessed and "
         "counted (frames_stale); 0 = never",
         float_range=(0.0, 60.0, 0.0),
+    ),
+    ParameterSpec(
+        "network_threads",
+        "intra-op CPU threads of the network (onnxruntime session, or torch during a torch "
+        "forward); 0 = the library's default (all cores)",
+        read_only=True, integer_range=(0, 256, 1),
+    ),
+    ParameterSpec(
+        "network_inter_op_threads",
+        "onnxruntime inter-op threads; 0 = its default",
+        read_only=True, integer_range=(0, 256, 1),
+    ),
+    ParameterSpec(
+        "grouping_threads",
+        "torch intra-op CPU threads outside the network (pre-processing, flip merge, grouping); "
+        "0 = torch's default (all cores)",
+        read_only=True, integer_range=(0, 256, 1),
+    ),
+    ParameterSpec(
+        "omp_wait_policy",
+        "OpenMP wait policy of torch's threads (passive: idle threads sleep instead of "
+        "spinning); read when torch loads, so the node sets OMP_WAIT_POLICY only when it "
+        "starts before torch is imported and otherwise reports the value in effect; '' = "
+        "leave the environment alone",
+        read_only=True, additional_constraints="passive|active|''",
+    ),
+    ParameterSpec(
+        "worker_cpus",
+        "pin the processing thread to these CPUs ('1', '0,1'); '' = not pinned",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "executor_threads",
+        "threads of the executor that runs the callbacks (image conversion, diagnostics) when "
+        "the node runs alone (pose_node executable); inference always runs on its own worker "
+        "thread, so callbacks never wait behind it",
+        read_only=True, integer_range=(1, 16, 1),
     ),
     ParameterSpec(
         "depth_max_offset",

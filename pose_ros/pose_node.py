@@ -30,6 +30,7 @@ subscribes and starts the worker, deactivate unsubscribes, cleanup releases the 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
+from pose_core.inference.thread_policy import set_openmp_wait_policy
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
 from pose_ros.camera_channel import CameraChannel, Frame, frame_age, stamp_seconds
@@ -109,6 +111,7 @@ def build_estimator(params: NodeParams) -> Estimator:
         input_size=params.max_input_size or None,
         fp16=params.fp16,
         backend=params.backend,
+        threads=params.thread_policy(),
         **options,
     )
 
@@ -146,7 +149,9 @@ class PoseNode(LifecycleNode):
         self.channels = [CameraChannel(name) for name in self.params.cameras]
         self._channel = {channel.name: channel for channel in self.channels}
         self.buffer: KeyedLatestFrames[Frame] = KeyedLatestFrames(list(self._channel))
-        self._worker = FrameWorker(self.buffer, self._process, self._on_worker_error, "pose")
+        self._worker = FrameWorker(self.buffer, self._process, self._on_worker_error, "pose",
+                                   cpus=self.params.worker_cpu_set())
+        self._apply_openmp_wait_policy()
         self._diagnostics_publisher: Any = None
         self._diagnostics_timer: Any = None
         self._active = False
@@ -163,6 +168,15 @@ class PoseNode(LifecycleNode):
     def stats(self) -> NodeStatistics:
         """The statistics of the first (or only) camera."""
         return self.channels[0].stats
+
+    def _apply_openmp_wait_policy(self) -> None:
+        policy = self.params.omp_wait_policy
+        if not set_openmp_wait_policy(policy):
+            self.get_logger().warning(
+                f"omp_wait_policy '{policy}' not applied: torch was loaded before the node with "
+                f"OMP_WAIT_POLICY='{os.environ.get('OMP_WAIT_POLICY', '')}'; set the variable "
+                "in the environment of the process (the launch file does)"
+            )
 
     @property
     def keypoint_spec(self) -> KeypointSpec | None:
@@ -388,7 +402,7 @@ class PoseNode(LifecycleNode):
         if estimator is None or not self._active:
             return
         params = self.params
-        frames = self._fresh(frames, params.max_frame_age)
+        frames, ages = self._fresh(frames, params.max_frame_age)
         if not frames:
             return
         results = self._estimate(estimator, frames)
@@ -402,25 +416,27 @@ class PoseNode(LifecycleNode):
                 # want the low-score fragments it also finds on empty frames
                 poses = poses.with_min_score(params.person_min_score)
                 poses = channel.track(poses, frames[camera], params, estimator.keypoint_spec)
-                channel.publish(
-                    frames[camera], poses, timings, estimator.keypoint_spec, params, now
-                )
+                channel.publish(frames[camera], poses, {**timings, "age_at_start": ages[camera]},
+                                estimator.keypoint_spec, params, now)
             except Exception as error:  # noqa: BLE001 - one camera's failure spares the others
                 self._record_error(camera, error)
 
-    def _fresh(self, frames: dict[str, Frame], max_age: float) -> dict[str, Frame]:
-        """The frames not older than `max_age` seconds (0: all); the others are counted as
-        stale on their camera and never processed."""
-        if max_age <= 0:
-            return frames
+    def _fresh(
+        self, frames: dict[str, Frame], max_age: float
+    ) -> tuple[dict[str, Frame], dict[str, float]]:
+        """The frames not older than `max_age` seconds (0: all) and every frame's age when the
+        worker took it; the stale ones are counted on their camera and never processed."""
         now, monotonic = self.get_clock().now().nanoseconds * 1e-9, time.monotonic()
+        ages = {camera: frame_age(frame, now, monotonic) for camera, frame in frames.items()}
+        if max_age <= 0:
+            return frames, ages
         fresh = {}
         for camera, frame in frames.items():
-            if frame_age(frame, now, monotonic) > max_age:
+            if ages[camera] > max_age:
                 self._channel[camera].stale_dropped += 1
             else:
                 fresh[camera] = frame
-        return fresh
+        return fresh, ages
 
     def _estimate(
         self, estimator: Estimator, frames: dict[str, Frame]

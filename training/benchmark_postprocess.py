@@ -55,6 +55,7 @@ from pose_core.grouping.refine import refine_people
 from pose_core.inference.allocator import retain_freed_memory
 from pose_core.inference.buffers import BufferPool
 from pose_core.inference.test_time_aug import aggregate_scales, merge_stage_outputs
+from pose_core.inference.thread_policy import DEFAULT_THREAD_POLICY
 from pose_core.keypoint_specs import COCO_17
 
 INPUT_WH = (768, 512)
@@ -226,7 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference-repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREAD_POLICY.grouping_threads,
+                        help="torch threads (default: the package's grouping_threads; 0: "
+                             "torch's own default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--schedule", choices=("interleaved", "phased"), default="interleaved",
                         help="interleaved: round-robin (fair under a drifting load); phased: "

@@ -53,6 +53,7 @@ class TorchBackend:
     """
 
     flip_folded = False
+    uses_torch_threads = True  # its CPU forward runs on torch's intra-op pool
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu", fp16: bool = False,
                  channels_last: bool | None = None, *, precision: str | None = None,

@@ -29,6 +29,7 @@ from pose_core.grouping import GroupingParams, TagSampler
 from pose_core.inference.backends import InferenceBackend
 from pose_core.default_model import DEFAULT_MODEL
 from pose_core.inference.buffers import BufferPool
+from pose_core.inference.thread_policy import DEFAULT_THREAD_POLICY, ThreadPolicy, torch_threads
 from pose_core.inference.preprocess import check_image
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
@@ -69,6 +70,12 @@ class PoseEstimator:
             fields: precision, channels_last, providers, thread counts, onnx_path, ...).
         grouping: bottom-up grouping options as one record (`GroupingParams`); the same
             fields may instead be given as keywords (not both).
+        threads: CPU threads per stage (`ThreadPolicy`): `network_threads` /
+            `network_inter_op_threads` size the onnxruntime session (unless `backend_options`
+            sets them) or torch's pool during a torch forward; `grouping_threads` is torch's
+            pool for everything else (pre-processing, test-time-augmentation merge, grouping).
+            None: `DEFAULT_THREAD_POLICY` (measured: docs/benchmark_node.md); `ThreadPolicy()`
+            leaves every library its own default.
         **options: `GroupingParams` fields (detection_threshold, tag_threshold, max_people,
             use_detection_val, ignore_too_much, adjust, refine, nms_kernel, joint_order) and
             the options of the model's own method (e.g. `dem_mode`); any other -> TypeError.
@@ -91,6 +98,7 @@ class PoseEstimator:
         backend: InferenceBackend | str | None = None,
         backend_options: Any = None,
         grouping: GroupingParams | None = None,
+        threads: ThreadPolicy | None = None,
         **options: Any,
     ) -> None:
         from pose_core.models import model_info
@@ -116,9 +124,10 @@ class PoseEstimator:
         self.scales = test_options.scales
         self.input_wh: tuple[int, int] = self.codec.input_wh
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "network": 0.0, "grouping": 0.0}
+        self.threads = DEFAULT_THREAD_POLICY if threads is None else threads
         if backend is None or isinstance(backend, str):
             backend = _named_backend(backend or "torch", name, checkpoint, device, fp16,
-                                     backend_options)
+                                     _with_thread_counts(backend_options, self.threads))
         if getattr(backend, "flip_folded", False) and not self.flip_test:
             raise ValueError("the backend's graph holds the flip test; use flip_test=True or "
                              "a graph exported without --flip-folded")
@@ -164,6 +173,15 @@ class PoseEstimator:
             raise ValueError(f"{len(images)} images but {len(boxes)} box arrays")
         for image in images:
             check_image(image)
+        with torch_threads(self.threads.grouping_threads):
+            return self._predict_batch(images, boxes, batch_size)
+
+    def _predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray | None] | None,
+        batch_size: int,
+    ) -> list[Poses]:
         t0 = time.perf_counter()
         prepared = [
             self.codec.prepare(image, None if boxes is None else boxes[i])
@@ -210,6 +228,14 @@ class PoseEstimator:
         timings["grouping"] += time.perf_counter() - started - network
 
     def _run(self, batch: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        if getattr(self.backend, "uses_torch_threads", False):
+            with torch_threads(self.threads.network_threads):
+                return self._run_backend(batch)
+        return self._run_backend(batch)
+
+    def _run_backend(
+        self, batch: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         if self.flip_test:
             if getattr(self.backend, "flip_folded", False):
                 outputs = self.backend(batch)  # the graph mirrors the batch itself
@@ -289,6 +315,20 @@ def _named_backend(
     if fp16:
         options = dataclasses.replace(options, precision="fp16")
     return build_backend(backend, name, checkpoint, device, options)
+
+
+def _with_thread_counts(options: Any, threads: ThreadPolicy) -> Any:
+    """Backend options with the policy's onnxruntime thread counts where they set none."""
+    from pose_core.inference.backend_factory import BackendOptions
+
+    if not isinstance(options, BackendOptions):
+        options = BackendOptions.from_mapping(options)
+    changes = {}
+    if options.intra_op_threads is None and threads.network_threads:
+        changes["intra_op_threads"] = threads.network_threads
+    if options.inter_op_threads is None and threads.network_inter_op_threads:
+        changes["inter_op_threads"] = threads.network_inter_op_threads
+    return dataclasses.replace(options, **changes) if changes else options
 
 
 def _grouping_params(

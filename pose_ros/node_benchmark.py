@@ -8,6 +8,10 @@ The camera (`python -m pose_ros.synthetic_camera`) publishes on a private DDS do
 shared-memory Fast DDS profile; each backend gets a fresh pose node, `--warmup` seconds, then
 `--seconds` of measurement. Reports: `<stem>.json` and `<stem>.md` (median / p90 / p99 of the
 latency, processed frame rate, frames dropped, the node's stage medians).
+
+`--checkpoints A B ...` measures the same model with several weight files side by side (each
+backend x checkpoint gets its own node, interleaved over `--rounds`): e.g. a new shipped model
+against the previous one.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ __all__ = ["main", "measure_backend"]
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "fastdds_shm.xml"
 
 
-def measure_backend(context: Any, backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One pose node with `backend` against the running camera process."""
+def measure_backend(context: Any, backend: str, args: argparse.Namespace,
+                    checkpoint: str | None = None) -> dict[str, Any]:
+    """One pose node with `backend` (and `checkpoint`, else `args.checkpoint`) against the
+    running camera process."""
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
@@ -40,13 +46,16 @@ def measure_backend(context: Any, backend: str, args: argparse.Namespace) -> dic
 
     overrides = [Parameter("device", value=args.device), Parameter("backend", value=backend),
                  Parameter("flip_test", value=args.flip_test)]
+    checkpoint = args.checkpoint if checkpoint is None else checkpoint
     if args.model:
-        overrides += [Parameter("model", value=args.model),
-                      Parameter("checkpoint", value=args.checkpoint)]
+        overrides.append(Parameter("model", value=args.model))
+    if args.model or checkpoint:
+        overrides.append(Parameter("checkpoint", value=checkpoint))
     pose = PoseNode(f"pose_node_{backend}", context=context, parameter_overrides=overrides)
     if not pose.active:
         pose.destroy_node()
-        return {"backend": backend, "error": "the pose node could not be configured"}
+        return {"backend": backend, "checkpoint": checkpoint or "shipped",
+                "error": "the pose node could not be configured"}
     listener = rclpy.create_node(f"latency_listener_{backend}", context=context)
     latencies: list[float] = []
 
@@ -70,6 +79,7 @@ def measure_backend(context: Any, backend: str, args: argparse.Namespace) -> dic
     elapsed = time.monotonic() - started
     result: dict[str, Any] = {
         "backend": backend,
+        "checkpoint": checkpoint or "shipped",
         "processed_fps": (pose.stats.processed - processed) / elapsed,
         "frames_dropped": pose.buffer.counts().dropped,
         "stages_ms": {stage: pose.stats.latency_ms(stage)
@@ -85,14 +95,16 @@ def measure_backend(context: Any, backend: str, args: argparse.Namespace) -> dic
 
 def _markdown(results: list[dict[str, Any]], settings: dict[str, Any]) -> str:
     lines = [f"Node mode (camera in its own process): {settings}", "",
-             "| backend | stamp->people median ms | p90 ms | p99 ms | processed fps | dropped |",
-             "|---|---|---|---|---|---|"]
+             "| backend | checkpoint | round | stamp->people median ms | p90 ms | p99 ms | "
+             "processed fps | dropped |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         s = r.get("stamp_to_people")
+        head = f"| {r['backend']} | {r.get('checkpoint', '')} | {r.get('round', 0)} |"
         if s is None:
-            lines.append(f"| {r['backend']} | {r.get('error', 'no people received')} | | | | |")
+            lines.append(f"{head} {r.get('error', 'no people received')} | | | | |")
             continue
-        lines.append(f"| {r['backend']} | {s['median_ms']:.0f} | {s['p90_ms']:.0f} | "
+        lines.append(f"{head} {s['median_ms']:.0f} | {s['p90_ms']:.0f} | "
                      f"{s['p99_ms']:.0f} | {r['processed_fps']:.2f} | {r['frames_dropped']} |")
     return "\n".join(lines) + "\n"
 
@@ -102,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
     parser.add_argument("--model", default="")
     parser.add_argument("--checkpoint", default="")
+    parser.add_argument("--checkpoints", nargs="+", default=None,
+                        help="weight files measured side by side ('' = the shipped weights)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every backend x checkpoint, interleaved")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--flip-test", action="store_true")
     parser.add_argument("--width", type=int, default=640)
@@ -126,7 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=args.domain)
     try:
-        results = [measure_backend(context, backend, args) for backend in args.backends]
+        checkpoints = args.checkpoints if args.checkpoints is not None else [args.checkpoint]
+        results = []
+        for round_index in range(args.rounds):
+            for backend in args.backends:
+                for checkpoint in checkpoints:
+                    result = measure_backend(context, backend, args, checkpoint)
+                    result["round"] = round_index
+                    results.append(result)
     finally:
         rclpy.shutdown(context=context)
         camera.terminate()

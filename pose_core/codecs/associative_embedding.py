@@ -42,6 +42,7 @@ from pose_core.inference.preprocess import bottom_up_input
 from pose_core.inference.test_time_aug import ScaleMaps, aggregate_scales, merge_stage_outputs
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.models.heads import HeadLayout
+from pose_core.numerics import all_finite
 from pose_core.structures import Poses
 
 __all__ = [
@@ -269,7 +270,7 @@ class AssociativeEmbeddingDecoder:
         scale: Sequence[float],
     ) -> Poses:
         """Grouping of aggregated maps (J, H, W) and back-projection to image pixels."""
-        if not bool(torch.isfinite(heatmaps).all()):
+        if not all_finite(heatmaps):
             raise ValueError("the network produced NaN or infinite heatmaps")
         result = parse_bottom_up(heatmaps, tags, self.grouping)
         keypoints = result.grouped[:, :, :3].astype(np.float64)

@@ -55,6 +55,7 @@ from pose_core.grouping.coupled_embedding import (
 from pose_core.inference.buffers import BufferPool
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.models.heads import HeadLayout
+from pose_core.numerics import all_finite
 from pose_core.structures import Poses
 
 __all__ = [
@@ -312,7 +313,7 @@ class CoupledEmbeddingDecoder:
     ) -> CoupledEmbeddingGrouping:
         """Aggregation and the CE parse of batch row `row` (map pixels, full record)."""
         heatmaps, tags_of_joint = ce_aggregate(maps, row, base_size_wh, self.keypoints.flip_index)
-        if not bool(torch.isfinite(heatmaps).all()):
+        if not all_finite(heatmaps):
             raise ValueError("the network produced NaN or infinite heatmaps")
         params = self.grouping
         return parse_coupled_embedding(

@@ -49,6 +49,7 @@ from pose_core.inference.buffers import BufferPool
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.models.double_embedding import dem_partition
 from pose_core.models.heads import HeadLayout
+from pose_core.numerics import all_finite
 from pose_core.structures import Poses
 
 __all__ = ["DemPassMaps", "DoubleEmbeddingDecoder", "DEM_METHOD_OPTIONS"]
@@ -229,7 +230,7 @@ class DoubleEmbeddingDecoder(AssociativeEmbeddingDecoder):
         self, heatmaps: torch.Tensor, tags: torch.Tensor, offsets: torch.Tensor
     ) -> DemGroupingResult:
         """The grouping on aggregated maps (map pixels)."""
-        if not bool(torch.isfinite(heatmaps).all()):
+        if not all_finite(heatmaps):
             raise ValueError("the network produced NaN or infinite heatmaps")
         return parse_double_embedding(heatmaps, tags, offsets, self.grouping, self.mode)
 

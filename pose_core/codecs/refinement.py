@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pose_core.numerics import all_finite
+
 __all__ = [
     "dark_decode",
     "dark_offsets_at",
@@ -156,7 +158,7 @@ def dark_decode(
         ValueError: wrong rank, empty maps or non-finite values.
     """
     tensor, is_numpy = _to_tensor(heatmaps)
-    if not bool(torch.isfinite(tensor).all()):
+    if not all_finite(tensor):
         raise ValueError("heatmaps contain NaN or infinite values")
     coords, maxvals = argmax_decode(tensor.float())
     n, j, h, w = tensor.shape

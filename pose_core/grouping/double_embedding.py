@@ -56,6 +56,7 @@ from pose_core.grouping.refine import refine_people
 from pose_core.grouping.tag_sampling import DenseTags
 from pose_core.keypoint_specs import COCO_17, CROWDPOSE_14
 from pose_core.models.double_embedding import DEM_PARTITIONS, DemPartition
+from pose_core.numerics import all_finite
 from pose_core.structures import Poses
 
 __all__ = [
@@ -440,7 +441,7 @@ def group_double_embedding(
     offsets_t = torch.as_tensor(offsets, device=heatmaps.device).float()
     if offsets_t.ndim == 4 and offsets_t.shape[0] == 1:
         offsets_t = offsets_t[0]
-    if offsets_t.ndim != 3 or not bool(torch.isfinite(offsets_t).all()):
+    if offsets_t.ndim != 3 or not all_finite(offsets_t):
         raise ValueError(f"offsets must be finite (C, H, W), got {tuple(offsets_t.shape)}")
     mode = dem_mode_settings(dem_mode, dem_mrm)
     return parse_double_embedding(heatmaps, tags, offsets_t, params, mode).to_poses()

@@ -40,6 +40,7 @@ from pose_core.grouping.candidates import _TILE, _tile_max, top_k_candidates
 from pose_core.grouping.matching import default_joint_order, match_by_tag
 from pose_core.grouping.refine import refine_people
 from pose_core.grouping.tag_sampling import DenseTags, TagSampler
+from pose_core.numerics import all_finite
 from pose_core.structures import Poses
 
 __all__ = [
@@ -196,7 +197,7 @@ def group_bottom_up(
         )
     if heatmaps_t.numel() == 0:
         raise ValueError("empty heatmaps")
-    if not bool(torch.isfinite(heatmaps_t).all()) or not bool(torch.isfinite(tags_t).all()):
+    if not all_finite(heatmaps_t) or not all_finite(tags_t):
         raise ValueError("heatmaps or tags contain NaN or infinite values")
     params = GroupingParams(
         detection_threshold=detection_threshold,

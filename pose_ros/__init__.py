@@ -6,7 +6,13 @@ directory on sys.path into this package, so both halves import as one package wh
 of this file is found first.
 """
 
+import os
 from pkgutil import extend_path
+
+# torch's OpenMP runtime reads its wait policy once, when it loads; every pose_ros entry point
+# imports this package before pose_core (and torch), so the node's omp_wait_policy default
+# (docs/ros.md, "Threads and scheduling") is in the environment by then unless the user chose
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __path__ = extend_path(__path__, __name__)
 __version__ = "0.1.0"

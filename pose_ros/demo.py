@@ -370,8 +370,9 @@ def _write_summary(
     )
     missed = [
         name for name, bad in (
-            ("recall", not evaluation["recall"] >= args.min_recall),
-            ("precision", not evaluation["precision"] >= args.min_precision),
+            ("recall", args.min_recall > 0 and not evaluation["recall"] >= args.min_recall),
+            ("precision",
+             args.min_precision > 0 and not evaluation["precision"] >= args.min_precision),
             ("wrong-person edges", evaluation["wrong_edge_fraction"] > args.max_wrong_edges),
         ) if bad
     ]

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The checks of the shipped model (issue 18), each writing into docs/shipped_model_runs/:
+#   held-out AP (pose-synth defaults, seed 777, never trained or selected on) and the easy
+#   level's held-out set (seed 12, the stage-1 report's set), for the new and the previous
+#   weights; the demo's own evaluation (30 s, 640x480, its default people); the node's frame
+#   rate with both weights side by side in one run.
+# Usage: bash training/shipped_model_checks.sh NEW_WEIGHTS PREVIOUS_WEIGHTS
+set -euo pipefail
+cd "$(dirname "$0")/.."
+new=${1:?new weights}; old=${2:?previous weights}
+out=docs/shipped_model_runs; mkdir -p "$out"
+[ -f data/heldout_default_777/annotations.json ] || \
+  ./env.sh pose-synth --out data/heldout_default_777 --num-images 500 --seed 777 --no-progress
+[ -f data/synthetic_easy/val/annotations.json ] || \
+  ./env.sh pose-synth --out data/synthetic_easy/val --num-images 300 --seed 12 --size 256 256 \
+    --keypoints coco --difficulty easy --no-progress
+for tag in new old; do
+  weights=$new; [ "$tag" = old ] && weights=$old
+  for set in heldout_default_777 synthetic_easy/val; do
+    name=$(echo "$set" | tr / _)
+    ./env.sh pose-eval --dataset coco --annotations "data/$set/annotations.json" \
+      --images "data/$set/images" --model higherhrnet_lite_w16_256_coco \
+      --checkpoint "$weights" --json "$out/${tag}_${name}.json" | tail -12
+  done
+done
+./env.sh python -m pose_ros.demo --duration 30 --out outputs/demo_check --checkpoint "$new" \
+  --model higherhrnet_lite_w16_256_coco | tail -3
+cp outputs/demo_check/summary.json "$out/demo_summary.json"
+cp outputs/demo_check/contact_sheet.jpg docs/demo_contact_sheet.jpg
+./env.sh python -m pose_ros.node_benchmark --backends onnxruntime --checkpoints "$old" "$new" \
+  --rounds 3 --seconds 15 --warmup 8 --rate 30 --out-dir "$out" --stem node_fps_old_vs_new

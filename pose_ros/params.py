@@ -69,7 +69,7 @@ class NodeParams:
     detection_threshold: float = GROUPING_DEFAULTS.detection_threshold
     tag_threshold: float = GROUPING_DEFAULTS.tag_threshold
     max_people: int = GROUPING_DEFAULTS.max_people
-    person_min_score: float = 0.1
+    person_min_score: float = 0.25
     max_input_size: int = 0
     dem_mode: str = "paper"
     compressed: bool = False

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dem_arguments(parser)
     parser.add_argument("--min-draw-score", type=float, default=0.05,
                         help="joints at or below this value are not drawn")
-    parser.add_argument("--min-draw-person-score", type=float, default=0.2,
+    parser.add_argument("--min-draw-person-score", type=float, default=0.25,
                         help="people scoring below this are not drawn (all are written to --out)")
     return parser
 

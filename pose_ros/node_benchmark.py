@@ -124,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--rate", type=float, default=5.0)
     parser.add_argument("--people", type=int, default=4)
+    parser.add_argument("--loop-frames", type=int, default=0,
+                        help="camera replays a clip of this many frames from memory after its "
+                             "first pass (0 = renders every frame, which costs a core)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--domain", type=int, default=214)
@@ -136,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     camera = subprocess.Popen(
         [sys.executable, "-m", "pose_ros.synthetic_camera", "--ros-args",
          "-p", f"width:={args.width}", "-p", f"height:={args.height}",
-         "-p", f"rate:={float(args.rate)}", "-p", f"num_people:={args.people}"],
+         "-p", f"rate:={float(args.rate)}", "-p", f"num_people:={args.people}",
+         "-p", f"loop_frames:={args.loop_frames}"],
         env={**os.environ, "ROS_DOMAIN_ID": str(args.domain)},
     )
     context = rclpy.Context()

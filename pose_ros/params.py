@@ -99,7 +99,7 @@ class NodeParams:
     max_frame_age: float = 0.5
     # thread and scheduling policy: defaults chosen by training/benchmark_contention.py
     # (docs/benchmark_node.md); test/ros/test_thread_policy.py holds them to that choice
-    network_threads: int = 1
+    network_threads: int = 2
     network_inter_op_threads: int = 1
     grouping_threads: int = 1
     omp_wait_policy: str = "passive"

@@ -105,7 +105,7 @@ def set_openmp_wait_policy(policy: str) -> bool:
     return True
 
 
-# The package's default (PoseEstimator, the node, benchmark_postprocess.py): one thread per
-# stage, chosen by training/benchmark_contention.py (docs/benchmark_node.md).
-DEFAULT_THREAD_POLICY = ThreadPolicy(network_threads=1, network_inter_op_threads=1,
+# The package's default (PoseEstimator, the node, benchmark_postprocess.py): two network threads,
+# one grouping thread, chosen by training/benchmark_contention.py (docs/benchmark_node.md).
+DEFAULT_THREAD_POLICY = ThreadPolicy(network_threads=2, network_inter_op_threads=1,
                                      grouping_threads=1)

@@ -96,7 +96,7 @@ class NodeParams:
     depth: bool = False
     depth_sync_tolerance: float = 0.05
     depth_max_offset: float = 0.5
-    max_frame_age: float = 0.5
+    max_frame_age: float = 0.0
     # thread and scheduling policy: defaults chosen by training/benchmark_contention.py
     # (docs/benchmark_node.md); test/ros/test_thread_policy.py holds them to that choice
     network_threads: int = 2

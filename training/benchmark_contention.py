@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pose_core.bench.report import machine_description
 
 REPO = Path(__file__).resolve().parents[1]
 SHM_PROFILE = REPO / "config" / "fastdds_shm.xml"
@@ -57,15 +58,6 @@ POLICIES: dict[str, dict[str, Any]] = {
     "libraries": {"network_threads": 0, "network_inter_op_threads": 0, "grouping_threads": 0,
                   "omp_wait_policy": "active"},
 }
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
 
 
 def start_hogs(count: int) -> list[subprocess.Popen[bytes]]:
@@ -436,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                 k: statistics.median(r["stage_share"].get(k, 0) for r in runs
                                      if "stage_share" in r) for k in keys}
     report = {
-        "machine": machine(),
+        "machine": machine_description(),
         "settings": {k: str(v) for k, v in vars(args).items()},
         "policies": {p: POLICIES[p] for p in args.policies},
         "results": results,

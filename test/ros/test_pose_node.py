@@ -46,6 +46,7 @@ from pose_core.data.synthetic import SyntheticVideo
 from pose_core.evaluation.frame_scoring import FrameScorer
 from pose_core.inference import InferenceBackend
 from pose_core.keypoint_specs import COCO_17
+from pose_core.tracking.similarity import box_iou_matrix
 from pose_core.structures import Poses
 from pose_ros.diagnostics import status_values
 from pose_ros.image_conversion import (
@@ -736,13 +737,7 @@ def _overlapping_frames(video: SyntheticVideo, count: int, stride: int = 4) -> l
         boxes = scene.boxes[shown]
         if len(boxes) < 3:
             continue
-        x0, y0 = boxes[:, 0], boxes[:, 1]
-        x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
-        iw = np.clip(np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None]), 0, None)
-        ih = np.clip(np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None]), 0, None)
-        inter = iw * ih
-        area = boxes[:, 2] * boxes[:, 3]
-        iou = inter / (area[:, None] + area[None] - inter + 1e-9)
+        iou = box_iou_matrix(boxes, boxes)
         np.fill_diagonal(iou, 0.0)
         if iou.max() >= 0.1:
             chosen.append(index)

@@ -33,6 +33,7 @@ __all__ = [
     "OptimConfig",
     "ValidationConfig",
     "SemiSupervisedConfig",
+    "SemiSupervisedBottomUpConfig",
     "TrainConfig",
     "from_dict",
     "load_config",
@@ -55,10 +56,14 @@ class ModelConfig:
         name: a registry name of `pose_core.models` (e.g. "higherhrnet_w32_512_coco").
         init_checkpoint: optional weights loaded before training (ImageNet backbone or a
             previous model), through `pose_core.models.checkpoint`; None = random init.
+        init_scope: "all" loads every entry strictly (`load_checkpoint`); "backbone" loads only
+            the HRNet backbone (`load_backbone_checkpoint`) and keeps the heads' random init,
+            e.g. to start a Double Embedding network from an associative-embedding model.
     """
 
     name: str
     init_checkpoint: str | None = None
+    init_scope: Literal["all", "backbone"] = "all"
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,28 @@ class SemiSupervisedConfig:
     rand_augment_ops: int = 0
     rand_augment_magnitude: float = 20.0
     release: bool = False
+
+
+@dataclass(frozen=True)
+class SemiSupervisedBottomUpConfig:
+    """The bottom-up (HigherHRNet) adaptation of PoseCons / PoseDual (task
+    "semi_supervised_bottom_up", `pose_core.engine.semi_supervised_bottom_up`): an extension
+    the paper does not describe (spec §3.11). Method, weights, cutout count and affine come from
+    the `semi_supervised` section.
+
+    Attributes:
+        num_labeled_images: labeled subset = the first N images (JSON `images` order) holding a
+            trained person (0 = all); `semi_supervised.num_labels` (person instances) must be 0.
+        peaks_per_joint: teacher peaks kept per joint channel (top-k after 3x3 max-pool NMS)
+            as Joint Cutout candidates; `semi_supervised.joint_cutout` rectangles are drawn per
+            estimated person (the most peaks any channel keeps).
+        peak_threshold: a teacher peak is a cutout candidate when its heatmap value reaches
+            this (an untrained teacher proposes none).
+    """
+
+    num_labeled_images: int = 0
+    peaks_per_joint: int = 5
+    peak_threshold: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -251,7 +278,8 @@ class TrainConfig:
         name: experiment name (the default run directory is `runs/<name>`).
         task: "bottom_up" (HigherHRNet), "top_down" (HRNet) or a method's own task (a key of
             `engine.tasks.TASKS`).
-        model / codec / data / loss / optim / validation / semi_supervised: the sub-configs.
+        model / codec / data / loss / optim / validation / semi_supervised /
+            semi_supervised_bottom_up: the sub-configs.
         epochs: number of epochs.
         batch_size: images per process (official IMAGES_PER_GPU).
         amp: mixed precision: "none", "fp16" (with GradScaler) or "bf16".
@@ -271,7 +299,8 @@ class TrainConfig:
     name: str
     model: ModelConfig
     task: Literal[
-        "bottom_up", "top_down", "coupled_embedding", "double_embedding", "semi_supervised"
+        "bottom_up", "top_down", "coupled_embedding", "double_embedding", "semi_supervised",
+        "semi_supervised_bottom_up",
     ] = "bottom_up"
     codec: CodecConfig = field(default_factory=CodecConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -279,6 +308,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     semi_supervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
+    semi_supervised_bottom_up: SemiSupervisedBottomUpConfig = field(
+        default_factory=SemiSupervisedBottomUpConfig)
     epochs: int = 300
     batch_size: int = 12
     amp: Literal["none", "fp16", "bf16"] = "none"

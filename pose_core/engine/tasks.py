@@ -46,14 +46,16 @@ __all__ = [
 
 
 def build_model_from_config(config: ModelConfig) -> nn.Module:
-    """The registered network, with `init_checkpoint` loaded when given."""
+    """The registered network, with `init_checkpoint` loaded (all of it or only the backbone,
+    `init_scope`) when given."""
     from pose_core.models import build_model
 
     model = build_model(config.name)
     if config.init_checkpoint:
-        from pose_core.models.checkpoint import load_checkpoint
+        from pose_core.models.checkpoint import load_backbone_checkpoint, load_checkpoint
 
-        load_checkpoint(model, config.init_checkpoint)
+        load = load_backbone_checkpoint if config.init_scope == "backbone" else load_checkpoint
+        load(model, config.init_checkpoint)
     return model
 
 
@@ -359,6 +361,9 @@ TASKS: dict[str, tuple[str, str]] = {
     "double_embedding": ("pose_core.engine.double_embedding_task", "DoubleEmbeddingTask"),
     # --- Semi-supervised
     "semi_supervised": ("pose_core.engine.semi_supervised", "SemiSupervisedTask"),
+    # bottom-up adaptation (an extension, not in the paper)
+    "semi_supervised_bottom_up": ("pose_core.engine.semi_supervised_bottom_up",
+                                  "SemiSupervisedBottomUpTask"),
 }
 
 

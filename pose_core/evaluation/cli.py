@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
                         help="bottom-up test scales (with --images; 1.0 among them)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="network input size (with --images; default: the model's own)")
     add_backend_arguments(parser)  # used with --images
     add_grouping_arguments(parser)  # used with --images
     add_dem_arguments(parser)  # used with --images and a Double Embedding model
@@ -182,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             if args.top_down_decoder:
                 options["top_down_decoder"] = args.top_down_decoder
+            if args.input_size:
+                options["input_size"] = args.input_size
             count = run_model_on_images(
                 evaluator, args.images, args.model, args.checkpoint, args.detections,
                 args.min_det_score, args.device, **options,

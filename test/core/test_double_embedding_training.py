@@ -110,3 +110,34 @@ def test_pose_infer_selects_the_dem_codec(tmp_path: pathlib.Path) -> None:
         assert status in (0, None)
         results = json.loads(out.read_text())
         assert all(np.asarray(r["keypoints"]).size == 51 for r in results)
+
+
+def test_init_scope_backbone_starts_dem_from_an_associative_embedding_model(
+    tmp_path: pathlib.Path,
+) -> None:
+    """`model.init_scope: backbone` copies the HRNet backbone of an AE checkpoint into a DEM
+    network and leaves its heads at their random init; the strict default refuses the file."""
+    from pose_core.engine.config import ModelConfig
+    from pose_core.engine.tasks import build_model_from_config
+    from pose_core.models.checkpoint import BACKBONE_ROOTS, CheckpointError
+
+    torch.manual_seed(3)
+    source = build_model("higherhrnet_lite_w16_256_coco")
+    path = tmp_path / "ae.pt"
+    torch.save(source.state_dict(), path)
+    torch.manual_seed(4)
+    reference = build_model("dem_higherhrnet_lite_w16_256_coco").state_dict()
+    torch.manual_seed(4)
+    model = build_model_from_config(ModelConfig(
+        "dem_higherhrnet_lite_w16_256_coco", init_checkpoint=str(path), init_scope="backbone"))
+    own, ae = model.state_dict(), source.state_dict()
+    backbone = [k for k in own if k.split(".", 1)[0] in BACKBONE_ROOTS]
+    heads = [k for k in own if k not in backbone and own[k].is_floating_point()]
+    assert len(backbone) > 100 and heads
+    for key in backbone:
+        torch.testing.assert_close(own[key], ae[key], rtol=0, atol=0, msg=key)
+    for key in heads:
+        torch.testing.assert_close(own[key], reference[key], rtol=0, atol=0, msg=key)
+    with pytest.raises(CheckpointError):
+        build_model_from_config(ModelConfig(
+            "dem_higherhrnet_lite_w16_256_coco", init_checkpoint=str(path)))

@@ -10,11 +10,25 @@ annotated frames are saved to `--out` (`frame_<index>.jpg`, one every `--save-pe
 with `contact_sheet.jpg` (the saved frames side by side) and `summary.json`.
 
 Evaluation: with the camera in this process (the default), every PersonArray is scored against
-the exact ground truth of the frame it answers (`pose_core.evaluation.FrameScorer`: people recall
-and precision at OKS >= 0.5, keypoint error, wrong-person edges among the drawn ones); the totals
-are printed at the end and written to `summary.json` under "evaluation". `--min-recall`,
-`--min-precision` and `--max-wrong-edges` turn them into an exit status (3 when one is missed). It stops after `--duration` seconds or on Ctrl-C and exits 0 (2 when the
-model cannot be loaded).
+the exact ground truth of the frame it answers (`pose_ros.demo_evaluation`, on
+`pose_core.evaluation.FrameScorer`: people recall and precision at OKS >= 0.5, keypoint error,
+wrong-person edges among the drawn ones); the totals are printed at the end and written to
+`summary.json` under "evaluation". `--min-recall`, `--min-precision` and `--max-wrong-edges`
+turn them into an exit status (3 when one is missed).
+
+It stops after `--duration` seconds (default 30) or on Ctrl-C and exits 0 (2 when the model
+cannot be loaded). `--eval-frames N` instead stops as soon as N PersonArrays are scored (exactly
+N enter the totals); `--duration` is then only a time limit (default 600 s; whichever comes
+first), and reaching it with fewer than N frames scored is a missed goal (exit 3):
+
+    ./env.sh python -m pose_ros.demo --eval-frames 200 --out outputs/demo_eval200 \
+        --min-recall 0.95 --min-precision 0.90 --max-wrong-edges 0.01
+
+Throughput (measured on the 2-core CPU, docs/ros.md): rendering a 640x480 frame of the synthetic
+video takes ~3-7 ms, so the in-process camera keeps its `--rate` and the node processes frames as
+fast as its own network and grouping allow (10 frames/s at the default rate 10, ~17 at rate 30).
+`--loop-frames N` replays the first N frames from memory (the camera's `loop_frames`), which
+makes a camera tick cost <1 ms; without it every frame is new, as an evaluation wants.
 
 DDS: the recommended profile (`config/fastdds_shm.xml`) is used when found (an explicit
 `--dds-profile`, the FASTDDS_DEFAULT_PROFILES_FILE variable, or the installed package's share
@@ -46,17 +60,19 @@ from sensor_msgs.msg import Image
 
 from pose_core.evaluation.frame_scoring import FrameScorer
 from pose_core.visualization import contact_sheet
+from pose_ros.demo_evaluation import DemoEvaluation, evaluation_line, missed_goals
 from pose_ros.diagnostics import status_values
 from pose_ros.image_conversion import ImageRejected, image_to_bgr
 from pose_ros.msg import PersonArray
-from pose_ros.pose_conversion import person_array_to_poses
 from pose_ros.pose_node import PoseNode
-from pose_ros.synthetic_camera import SyntheticCameraNode
+from pose_ros.synthetic_camera import MAX_CACHED_FRAMES, SyntheticCameraNode
 
 __all__ = ["DemoMonitor", "find_dds_profile", "main"]
 
 PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 PROFILE_NAME = "fastdds_shm.xml"
+DEFAULT_DURATION_S = 30.0
+EVAL_TIME_LIMIT_S = 600.0  # --eval-frames without --duration: a limit, not the stop rule
 
 
 def find_dds_profile(explicit: str | None) -> Path | None:
@@ -78,21 +94,17 @@ class DemoMonitor(Node):
     Args:
         out_dir: where annotated frames are saved.
         save_period: seconds between saved frames.
-        camera: the in-process synthetic camera whose ground truth scores each PersonArray
-            (None: no scoring).
-        scorer: the scorer that keeps the totals (needed with `camera`).
+        evaluation: scores each PersonArray against the in-process camera's ground truth
+            (None: no scoring, e.g. the camera runs in another process).
         **kwargs: passed to `rclpy.node.Node`.
     """
 
     def __init__(self, out_dir: Path, save_period: float,
-                 camera: SyntheticCameraNode | None = None, scorer: FrameScorer | None = None,
-                 **kwargs: object) -> None:
+                 evaluation: DemoEvaluation | None = None, **kwargs: object) -> None:
         super().__init__("pose_demo_monitor", **kwargs)
         self.out_dir = out_dir
         self.save_period = save_period
-        self.camera = camera
-        self.scorer = scorer
-        self.frames_without_truth = 0
+        self.evaluation = evaluation
         self._lock = threading.Lock()
         self.latencies: deque[float] = deque(maxlen=300)
         self.all_latencies: list[float] = []
@@ -116,13 +128,8 @@ class DemoMonitor(Node):
             self.people_times.append(time.monotonic())
             self.people_count = len(msg.people)
             self.people_messages += 1
-        if self.camera is not None and self.scorer is not None:
-            truth = self.camera.ground_truth(msg.header)
-            with self._lock:
-                if truth is None:
-                    self.frames_without_truth += 1
-                else:
-                    self.scorer.score(person_array_to_poses(msg).keypoints, *truth)
+        if self.evaluation is not None:
+            self.evaluation.score(msg)
 
     def _on_annotated(self, msg: Image) -> None:
         now = time.monotonic()
@@ -172,7 +179,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m pose_ros.demo",
         description="Synthetic camera + pose node, live summary, annotated frames saved.",
     )
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds (0 = until Ctrl-C)")
+    parser.add_argument(
+        "--duration", type=float, default=None,
+        help=f"seconds (0 = until Ctrl-C); default {DEFAULT_DURATION_S:.0f}, or with "
+             f"--eval-frames a time limit of {EVAL_TIME_LIMIT_S:.0f}")
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
     parser.add_argument("--rate", type=float, default=10.0, help="camera frames per second")
     parser.add_argument("--width", type=int, default=640)
@@ -184,6 +194,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda")
     parser.add_argument("--max-input-size", type=int, default=0, help="0 = model's own size")
     parser.add_argument("--save-period", type=float, default=1.0, help="seconds between saves")
+    parser.add_argument("--loop-frames", type=int, default=0,
+                        help=f"camera loops over its first N frames, replayed from memory when "
+                             f"N <= {MAX_CACHED_FRAMES} (0 = every frame new)")
+    parser.add_argument("--eval-frames", type=int, default=0,
+                        help="stop once N PersonArrays are scored (0 = run for --duration)")
     parser.add_argument("--two-processes", action="store_true",
                         help="run the camera in a child process (images cross DDS)")
     parser.add_argument("--dds-profile", default=None, help="Fast DDS XML profile")
@@ -193,7 +208,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="exit 3 when people precision ends below this")
     parser.add_argument("--max-wrong-edges", type=float, default=1.0,
                         help="exit 3 when the wrong-person share of drawn edges ends above this")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.eval_frames < 0 or args.loop_frames < 0:
+        parser.error("--eval-frames and --loop-frames must be >= 0")
+    if args.eval_frames and args.two_processes:
+        parser.error("--eval-frames needs the camera's ground truth: not with --two-processes")
+    if args.duration is None:
+        args.duration = EVAL_TIME_LIMIT_S if args.eval_frames else DEFAULT_DURATION_S
+    return args
 
 
 def _pose_overrides(args: argparse.Namespace) -> list[Parameter]:
@@ -215,6 +237,7 @@ def _camera_overrides(args: argparse.Namespace) -> list[Parameter]:
         Parameter("rate", value=float(args.rate)),
         Parameter("num_people", value=args.people),
         Parameter("seed", value=args.seed),
+        Parameter("loop_frames", value=args.loop_frames),
     ]
 
 
@@ -279,20 +302,30 @@ def run(args: argparse.Namespace) -> int:
         if not pose.active:
             print("the pose node could not be configured (see the log above)", file=sys.stderr)
             return 2
-        camera_node = nodes[0] if camera_process is None else None
-        scorer = FrameScorer(pose.keypoint_spec,
-                             keypoint_min_score=float(pose.params.keypoint_min_score))
-        monitor = DemoMonitor(args.out, args.save_period, camera=camera_node, scorer=scorer,
+        evaluation = None
+        if camera_process is None:
+            scorer = FrameScorer(pose.keypoint_spec,
+                                 keypoint_min_score=float(pose.params.keypoint_min_score))
+            evaluation = DemoEvaluation(nodes[0], scorer, max_frames=args.eval_frames)
+        monitor = DemoMonitor(args.out, args.save_period, evaluation=evaluation,
                               context=context)
         nodes.append(monitor)
         for node in nodes:
             executor.add_node(node)
         if camera_process is not None and not _wait_for_camera(executor, monitor, camera_process):
             return 2
-        print(f"running for {args.duration:.0f} s, saving to {args.out}/ (Ctrl-C stops)")
+        limit = f"{args.duration:.0f} s" if args.duration > 0 else "no time limit"
+        goal = (f"until {args.eval_frames} frames are scored ({limit})" if args.eval_frames
+                else f"for {limit}")
+        print(f"running {goal}, saving to {args.out}/ (Ctrl-C stops)", flush=True)
+        if evaluation is not None and 0 < args.loop_frames < args.eval_frames:
+            print(f"note: the camera loops over {args.loop_frames} frames, so the evaluation "
+                  f"scores some frames more than once", flush=True)
         started = time.monotonic()  # the clock starts once the model is loaded
         next_print = started + 1.0
         while args.duration <= 0 or time.monotonic() - started < args.duration:
+            if evaluation is not None and evaluation.complete:
+                break
             executor.spin_once(timeout_sec=0.05)
             if time.monotonic() >= next_print:
                 next_print = max(next_print + 1.0, time.monotonic())
@@ -302,7 +335,9 @@ def run(args: argparse.Namespace) -> int:
                     f"  people {s['people_rate_hz']:5.1f} fps  latency p50 "
                     f"{s['latency_p50_ms']:6.1f} ms p90 {s['latency_p90_ms']:6.1f} ms"
                     f"  people {s['people_last']:2d}  dropped {s['frames_dropped']}"
-                    f"  rejected {s['frames_rejected']}  saved {len(monitor.saved)}",
+                    f"  rejected {s['frames_rejected']}  saved {len(monitor.saved)}"
+                    + (f"  scored {evaluation.frames_scored}/{args.eval_frames}"
+                       if evaluation is not None and args.eval_frames else ""),
                     flush=True,
                 )
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -332,12 +367,13 @@ def _write_summary(
     """Write summary.json and the contact sheet, print the totals; the exit status (0, or 3
     when an evaluation goal of the arguments is missed)."""
     latencies = np.asarray(monitor.all_latencies, np.float64) * 1e3
-    evaluation = _evaluation(monitor)
+    evaluation = monitor.evaluation.summary() if monitor.evaluation is not None else None
+    processed_rate = monitor.people_messages / max(seconds, 1e-6)
     summary = {
         **monitor.summary(),
         "seconds": round(seconds, 2),
         "people_messages": monitor.people_messages,
-        "mean_people_rate_hz": monitor.people_messages / max(seconds, 1e-6),
+        "mean_people_rate_hz": processed_rate,
         "latency_ms_p50_all": float(np.percentile(latencies, 50)) if latencies.size else None,
         "latency_ms_p90_all": float(np.percentile(latencies, 90)) if latencies.size else None,
         "saved_frames": monitor.saved,
@@ -351,44 +387,25 @@ def _write_summary(
         cv2.imwrite(str(args.out / "contact_sheet.jpg"),
                     contact_sheet([i for i in images if i is not None]))
     print(
-        f"done: {monitor.people_messages} PersonArray in {seconds:.1f} s, "
-        f"{len(monitor.saved)} frames saved to {args.out}/"
+        f"done: {monitor.people_messages} PersonArray in {seconds:.1f} s "
+        f"({processed_rate:.1f} processed frames/s), {len(monitor.saved)} frames saved to "
+        f"{args.out}/"
     )
     if evaluation is None:
         print("evaluation: not scored (the camera runs in another process)")
         return 0
+    if args.eval_frames:
+        print(f"frames scored: {evaluation['frames']} of {args.eval_frames} asked")
     if not evaluation["frames"]:
         print("evaluation: no frame scored")
-        return 3 if args.min_recall > 0 else 0
-    print(
-        f"evaluation over {evaluation['frames']} frames ({evaluation['people_true']} people to "
-        f"find): recall {evaluation['recall']:.3f}, precision {evaluation['precision']:.3f} at "
-        f"OKS >= 0.5; keypoint error median {evaluation['keypoint_error_px_median']:.1f} px, "
-        f"p90 {evaluation['keypoint_error_px_p90']:.1f} px; wrong-person edges "
-        f"{evaluation['edges_wrong']} of {evaluation['edges_drawn']} drawn "
-        f"({100 * evaluation['wrong_edge_fraction']:.2f} %)"
-    )
-    missed = [
-        name for name, bad in (
-            ("recall", args.min_recall > 0 and not evaluation["recall"] >= args.min_recall),
-            ("precision",
-             args.min_precision > 0 and not evaluation["precision"] >= args.min_precision),
-            ("wrong-person edges", evaluation["wrong_edge_fraction"] > args.max_wrong_edges),
-        ) if bad
-    ]
+        return 3 if args.min_recall > 0 or args.eval_frames else 0
+    print(evaluation_line(evaluation))
+    missed = missed_goals(evaluation, args.min_recall, args.min_precision,
+                          args.max_wrong_edges, args.eval_frames)
     if missed:
         print(f"evaluation goals missed: {', '.join(missed)}")
         return 3
     return 0
-
-
-def _evaluation(monitor: DemoMonitor) -> dict[str, float | int] | None:
-    if monitor.scorer is None or monitor.camera is None:
-        return None
-    with monitor._lock:
-        evaluation = monitor.scorer.summary()
-    evaluation["frames_without_truth"] = monitor.frames_without_truth
-    return evaluation
 
 
 def main(argv: list[str] | None = None) -> None:

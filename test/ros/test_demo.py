@@ -48,16 +48,61 @@ def test_demo_runs_for_its_duration_and_saves_annotated_frames(
         assert "evaluation over" in done.stdout
 
 
+@pytest.mark.parametrize(("goal", "missed"), [
+    (["--min-recall", "0.95"], "recall"),
+    (["--eval-frames", "100000"], "frames scored"),
+])
 def test_demo_exits_3_when_an_evaluation_goal_is_missed(
-    tmp_path: Path, random_checkpoint: Path
+    tmp_path: Path, random_checkpoint: Path, goal: list[str], missed: str
 ) -> None:
-    """Random weights find nobody: a recall goal turns that into exit status 3."""
+    """Exit status 3 when a goal is missed: random weights find nobody (recall), and 4 s give
+    far fewer scored frames than asked."""
     out = tmp_path / "demo"
     command = [sys.executable, "-m", "pose_ros.demo", "--duration", "4", "--out", str(out),
                "--checkpoint", str(random_checkpoint), "--device", "cpu", "--rate", "5",
-               "--width", "320", "--height", "240", "--min-recall", "0.95"]
-    domain = str(100 + (os.getpid() + 7) % 100)
+               "--width", "320", "--height", "240", *goal]
+    domain = str(100 + (os.getpid() + 7 + len(missed)) % 100)
     done = subprocess.run(command, env=dict(os.environ, ROS_DOMAIN_ID=domain),
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "evaluation goals missed: recall" in done.stdout
+    assert f"evaluation goals missed: {missed}" in done.stdout
+
+
+def test_demo_eval_frames_scores_exactly_that_many_frames_then_stops(
+    tmp_path: Path, random_checkpoint: Path
+) -> None:
+    """`--eval-frames N` ends the run once N PersonArrays are scored, long before the time
+    limit; with `--loop-frames` the camera replays cached frames and every answer still finds
+    its frame's ground truth."""
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "pose_ros.demo", "--eval-frames", "12", "--duration", "150",
+               "--loop-frames", "5", "--out", str(out), "--checkpoint", str(random_checkpoint),
+               "--device", "cpu", "--rate", "10", "--width", "320", "--height", "240"]
+    domain = str(100 + (os.getpid() + 31) % 100)
+    done = subprocess.run(command, env=dict(os.environ, ROS_DOMAIN_ID=domain),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    evaluation = summary["evaluation"]
+    assert evaluation["frames"] == evaluation["frames_asked"] == 12
+    assert evaluation["frames_without_truth"] == 0 and evaluation["people_true"] > 0
+    assert summary["people_messages"] >= 12
+    assert summary["seconds"] < 60  # stopped by the frame count, not the 150 s limit
+    assert "frames scored: 12 of 12 asked" in done.stdout
+    assert "evaluation over 12 frames" in done.stdout
+    assert "processed frames/s" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_arguments_resolve_the_duration_and_refuse_eval_without_ground_truth() -> None:
+    from pose_ros.demo import DEFAULT_DURATION_S, EVAL_TIME_LIMIT_S, _parse
+
+    assert _parse([]).duration == DEFAULT_DURATION_S
+    assert _parse(["--eval-frames", "200"]).duration == EVAL_TIME_LIMIT_S
+    assert _parse(["--eval-frames", "200", "--duration", "40"]).duration == 40.0
+    assert _parse(["--duration", "0"]).duration == 0.0
+    for refused in (["--eval-frames", "5", "--two-processes"], ["--eval-frames", "-1"],
+                    ["--loop-frames", "-2"]):
+        with pytest.raises(SystemExit) as exit_info:
+            _parse(refused)
+        assert exit_info.value.code == 2

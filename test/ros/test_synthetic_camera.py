@@ -62,3 +62,48 @@ def test_camera_publishes_video_frames_with_camera_info(ros_context: rclpy.Conte
     assert compressed_to_bgr(compressed[0]).shape == (120, 160, 3)
     camera.destroy_node()
     listener.destroy_node()
+
+
+def test_looping_camera_replays_cached_frames_with_their_exact_ground_truth(
+    ros_context: rclpy.Context,
+) -> None:
+    """Frames replayed from the loop cache are the renders of their index, and the ground truth
+    looked up by each published header is that index's (what the demo scores against)."""
+    loop = 3
+    camera = SyntheticCameraNode(
+        context=ros_context,
+        parameter_overrides=[
+            Parameter("width", value=160), Parameter("height", value=120),
+            Parameter("rate", value=30.0), Parameter("num_people", value=3),
+            Parameter("seed", value=5), Parameter("loop_frames", value=loop),
+        ],
+    )
+    listener = Node("camera_listener", context=ros_context)
+    images: list[Image] = []
+    listener.create_subscription(Image, "image", images.append, qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(camera)
+    executor.add_node(listener)
+    deadline = time.monotonic() + 20.0
+    while len(images) < 3 * loop and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    executor.shutdown()
+    assert len(images) >= 3 * loop
+    # beyond the first loop every frame came from the cache (one render per index)
+    assert camera.frames_published >= 3 * loop and len(camera._cache) == loop
+    fresh = SyntheticVideo(160, 120, 3, fps=30.0, seed=5)
+    renders = [fresh.frame(i) for i in range(loop)]
+    assert not np.array_equal(renders[0].image_bgr, renders[1].image_bgr)
+    replayed = 0
+    for number, message in enumerate(images):
+        image = image_to_bgr(message)
+        indices = [i for i, r in enumerate(renders) if np.array_equal(image, r.image_bgr)]
+        assert len(indices) == 1, f"image {number} is not exactly one frame of the loop"
+        truth = camera.ground_truth(message.header)
+        assert truth is not None
+        np.testing.assert_array_equal(truth[0], renders[indices[0]].keypoints)
+        np.testing.assert_array_equal(truth[1], renders[indices[0]].areas)
+        replayed += number >= loop
+    assert replayed >= loop
+    camera.destroy_node()
+    listener.destroy_node()

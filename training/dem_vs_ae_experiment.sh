@@ -31,3 +31,4 @@ for set in dem_crowd/test heldout_default_777; do
       --checkpoint runs/dem_synthetic_crowd/last.pt --json "$out/trained_dem_${mode}_$name.json" | tail -3
   done
 done
+./env.sh python training/plot_dem_vs_ae.py --runs "$out"

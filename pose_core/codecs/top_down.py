@@ -94,18 +94,21 @@ class TopDownHeatmapDecoder:
         cls, info: Any, input_size: int | tuple[int, int] | None, options: TestOptions
     ) -> TopDownHeatmapDecoder:
         """The decoder of a registered top-down model; `input_size`: a width (the height keeps
-        the model's aspect, rounded to a multiple of 32) or (w, h), None for the model's."""
+        the model's aspect, rounded to a multiple of `info.input_multiple`, 32 for HRNet) or
+        (w, h), None for the model's."""
         base_w, base_h = info.input_size
+        multiple = int(info.input_multiple)
         wh = (base_w, base_h)
         if isinstance(input_size, (int, np.integer)):
             size = int(input_size)
-            wh = (size, int(round(size * base_h / base_w / 32)) * 32)
+            wh = (size, int(round(size * base_h / base_w / multiple)) * multiple)
         elif input_size is not None:
             wh = (int(input_size[0]), int(input_size[1]))
         if min(wh) < 32 or max(wh) > 4096:
             raise ValueError(f"input_size {wh} out of range [32, 4096]")
-        if wh[0] % 32 or wh[1] % 32:
-            raise ValueError(f"top-down input_size {wh} must be multiples of 32 (w, h)")
+        if wh[0] % multiple or wh[1] % multiple:
+            raise ValueError(
+                f"top-down input_size {wh} must be multiples of {multiple} (w, h)")
         options.check_method_options((), "top-down heatmaps")
         return cls(
             info.head_layout, info.keypoints, wh, info.mean, info.std,

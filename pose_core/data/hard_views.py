@@ -123,22 +123,31 @@ def draw_joint_cutout(
 
 
 def apply_joint_cutout(
-    images: Tensor, joints: Tensor, draws: CutoutDraws, release: bool = False
+    images: Tensor, joints: Tensor, draws: CutoutDraws, release: bool = False,
+    size_scale: float = 1.0,
 ) -> Tensor:
     """Zero one rectangle per drawn channel around its (jittered) joint; returns a new tensor.
 
     Centre c = trunc(joint + 10 * jitter) (float32, toward zero); rectangle
     [cx - hx, cx + hx) x [cy - hy, cy + hy), each bound clamped to [0, W] for x and [0, H] for y
     (release: x to [0, H] and y to [0, W], the swapped limits of the released code).
+    `size_scale` multiplies the jitter and the half-sizes (rounded, at least 1 px): the paper's
+    pixel values are for 256x192 crops, so e.g. 0.25 keeps their proportions on 64x48 crops.
     """
     out = images.clone()
     height, width = int(images.shape[2]), int(images.shape[3])
     x_limit, y_limit = (height, width) if release else (width, height)
-    centres = (joints.to(torch.float32) + draws.jitter * CUTOUT_JITTER_STD).to(torch.int32)
+    jitter = draws.jitter * CUTOUT_JITTER_STD
+    half_size = draws.half_size
+    if size_scale != 1.0:  # the official path stays bit-exact at 1
+        jitter = jitter * size_scale
+        half_size = (half_size.to(torch.float32) * size_scale).round().clamp_min(1).to(
+            torch.int64)
+    centres = (joints.to(torch.float32) + jitter).to(torch.int32)
     for i in range(images.shape[0]):
         for channel in draws.channels[i].tolist():
             cx, cy = (int(v) for v in centres[i, channel])
-            hx, hy = (int(v) for v in draws.half_size[i, channel])
+            hx, hy = (int(v) for v in half_size[i, channel])
             x0, x1 = (min(max(v, 0), x_limit) for v in (cx - hx, cx + hx))
             y0, y1 = (min(max(v, 0), y_limit) for v in (cy - hy, cy + hy))
             out[i, :, y0:y1, x0:x1] = 0
@@ -152,6 +161,7 @@ def joint_cutout(
     rng: HardViewRandom,
     labelled_channels: Sequence[int] | None = None,
     release: bool = False,
+    size_scale: float = 1.0,
 ) -> Tensor:
     """Draw (`draw_joint_cutout`) and apply (`apply_joint_cutout`) Joint Cutout.
 
@@ -163,12 +173,13 @@ def joint_cutout(
         labelled_channels: channels that carry a trained joint (paper: picks among these);
             ignored with `release` (picks among all J).
         release: the released code's behaviour (swapped clamp, all channels).
+        size_scale: multiplies the jitter and half-sizes (see `apply_joint_cutout`).
     """
     if num_cutouts <= 0:
         return images
     candidates = None if release or labelled_channels is None else labelled_channels
     draws = draw_joint_cutout(images.shape[0], joints.shape[1], num_cutouts, rng, candidates)
-    return apply_joint_cutout(images, joints, draws, release=release)
+    return apply_joint_cutout(images, joints, draws, release=release, size_scale=size_scale)
 
 
 def draw_hard_affine(num_images: int, rng: HardViewRandom) -> HardAffineDraws:

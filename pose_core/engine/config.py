@@ -148,6 +148,8 @@ class SemiSupervisedConfig:
             view's pixels (official CONS_RAND_AUG with N 2, M 20; 0 ops = off).
         release: the released code's defects (swapped cutout clamp, cutout channels drawn among
             all model channels) instead of the corrected behaviour.
+        cutout_scale: multiplies the cutout jitter (10 px) and half-sizes (10..19 px), the
+            paper's values for 256x192 crops (1 = the paper; 0.25 for 64x48 crops).
     """
 
     method: Literal["posecons", "posedual", "naive_consistency", "supervised"] = "posedual"
@@ -158,6 +160,7 @@ class SemiSupervisedConfig:
     rand_augment_ops: int = 0
     rand_augment_magnitude: float = 20.0
     release: bool = False
+    cutout_scale: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,8 @@ def _hard_views(
     stride = easy.shape[-1] / teachers[0].shape[-1]
     hard = [
         joint_cutout(pixels, argmax_joints(teacher, stride), options.joint_cutout, rng,
-                     labelled_channels, release=options.release)
+                     labelled_channels, release=options.release,
+                     size_scale=options.cutout_scale)
         for teacher in teachers
     ]
     if not options.hard_affine:

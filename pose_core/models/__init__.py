@@ -47,6 +47,7 @@ from pose_core.models.simple_baseline import (
     simple_baseline_resnet101,
     simple_baseline_resnet152,
 )
+from pose_core.models.tiny_pose import tiny_pose_w32
 from pose_core.models.hrnet import (
     HRNetSpec,
     StageSpec,
@@ -102,6 +103,10 @@ class ModelInfo:
         decoder: the decoder its outputs go through (`pose_core.codecs.DECODERS`); default:
             the family's (`DECODER_OF_FAMILY`).
         head: what its outputs hold (`HeadLayout`); default: the family's layout.
+        input_multiple: input sides must be multiples of this (the network's deepest stride;
+            32 for HRNet / HigherHRNet).
+        test_scales: bottom-up test scales `PoseEstimator` uses when given none (official
+            models: single scale, as their test configs).
     """
 
     name: str
@@ -114,6 +119,8 @@ class ModelInfo:
     std: tuple[float, float, float] = IMAGENET_STD
     decoder: str = ""
     head: HeadLayout | None = field(default=None, compare=False)
+    input_multiple: int = 32
+    test_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         if not self.decoder:
@@ -136,9 +143,11 @@ class ModelInfo:
 
 
 MODELS: dict[str, ModelInfo] = {
+    # the shipped synthetic-world model; its default test is two scales (1 and 1.5: +0.07 AP on
+    # a selection set, docs/training_synthetic.md); the node keeps its own single-scale default
     "higherhrnet_lite_w16_256_coco": ModelInfo(
         "higherhrnet_lite_w16_256_coco", "higherhrnet", (256, 256), COCO_17, 16,
-        higher_hrnet_lite_w16,
+        higher_hrnet_lite_w16, test_scales=(1.0, 1.5),
     ),
     "higherhrnet_w32_512_coco": ModelInfo(
         "higherhrnet_w32_512_coco", "higherhrnet", (512, 512), COCO_17, 32, higher_hrnet_w32
@@ -260,6 +269,15 @@ MODELS: dict[str, ModelInfo] = {
     ),
     "hrnet_w48_384x288_union24": ModelInfo(
         "hrnet_w48_384x288_union24", "hrnet", (288, 384), UNION_24, 48, hrnet_w48
+    ),
+    # small top-down encoder-decoder of the CPU-sized synthetic experiment (models/tiny_pose.py)
+    "tiny_pose_w32_64x48_coco": ModelInfo(
+        "tiny_pose_w32_64x48_coco", "hrnet", (48, 64), COCO_17, 32, tiny_pose_w32,
+        input_multiple=16,
+    ),
+    "tiny_pose_w32_64x48_union24": ModelInfo(
+        "tiny_pose_w32_64x48_union24", "hrnet", (48, 64), UNION_24, 32, tiny_pose_w32,
+        input_multiple=16,
     ),
 }
 

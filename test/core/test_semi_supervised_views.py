@@ -87,6 +87,20 @@ def test_cutout_rectangles_land_on_the_joints_with_the_paper_sizes() -> None:
     assert set(release.channels.flatten().tolist()) - set(COCO_17_TO_UNION_24)
 
 
+def test_cutout_size_scale_shrinks_jitter_and_half_sizes_for_small_crops() -> None:
+    joints = torch.tensor([[[24.0, 32.0]]])  # centre of a 64x48 crop
+    jitter = torch.tensor([[[1.0, -2.0]]])  # 10 px and -20 px at scale 1
+    draws = CutoutDraws(jitter, torch.tensor([[[10, 19]]]), torch.tensor([[0]]))
+    out = apply_joint_cutout(torch.ones(1, 1, 64, 48), joints, draws, size_scale=0.25)
+    ys, xs = torch.nonzero(out[0, 0] == 0, as_tuple=True)
+    # centre (24 + 2.5, 32 - 5) truncated to (26, 27); half-sizes round(2.5) = 2, round(4.75) = 5
+    assert (int(xs.min()), int(xs.max()) + 1) == (26 - 2, 26 + 2)
+    assert (int(ys.min()), int(ys.max()) + 1) == (27 - 5, 27 + 5)
+    full = apply_joint_cutout(torch.ones(1, 1, 64, 48), joints, draws, size_scale=1.0)
+    assert torch.equal(full, apply_joint_cutout(torch.ones(1, 1, 64, 48), joints, draws))
+    assert int((full == 0).sum()) > 4 * int((out == 0).sum())
+
+
 def _blob(size_hw: tuple[int, int], centre_xy: tuple[float, float], sigma: float) -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(size_hw[0], dtype=torch.float64),
                             torch.arange(size_hw[1], dtype=torch.float64), indexing="ij")

@@ -209,7 +209,7 @@ from pose_core.data.synthetic import SyntheticVideo
 from pose_core.inference.thread_policy import ThreadPolicy
 threads = None if args["package_default"] else ThreadPolicy(
     args["network_threads"], args["network_inter_op_threads"], args["grouping_threads"])
-estimator = PoseEstimator(backend="auto", flip_test=False, threads=threads)
+estimator = PoseEstimator(backend="auto", flip_test=False, scales=(1.0,), threads=threads)
 video = SyntheticVideo(640, 480, 4, 30.0, seed=5)
 frames = [video.frame(i * 3).image_bgr for i in range(20)]
 for f in frames[:3]:

@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--plot", type=pathlib.Path, default=None)
     args = parser.parse_args()
     video = SyntheticVideo(640, 480, num_people=4, fps=30.0, seed=args.seed)
-    estimator = PoseEstimator(DEFAULT_MODEL, flip_test=False)
+    estimator = PoseEstimator(DEFAULT_MODEL, flip_test=False, scales=(1.0,))  # the node's
     errors: dict[str, list[float]] = {}
     counts: dict[str, list[int]] = {}
     detections = [0, 0]  # people detected (OKS >= 0.5), people in the frames

@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--json", type=pathlib.Path, default=None)
     parser.add_argument("--plot", type=pathlib.Path, default=None)
     args = parser.parse_args()
-    estimator = PoseEstimator(DEFAULT_MODEL, flip_test=False)
+    estimator = PoseEstimator(DEFAULT_MODEL, flip_test=False, scales=(1.0,))  # the node's
     report: dict = {"machine": platform.processor() or platform.machine(), "frames": args.frames,
                     "model": DEFAULT_MODEL, "tracking": [], "smoothing": {}}
     started = time.time()

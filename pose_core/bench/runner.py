@@ -85,7 +85,7 @@ def _build_call(case: BenchCase, model_name: str, checkpoint: str | None, device
     from pose_core.inference.estimator import PoseEstimator
 
     estimator = PoseEstimator(model_name, backend=backend, flip_test=case.flip_test,
-                              input_size=case.size_wh[0])
+                              scales=(1.0,), input_size=case.size_wh[0])
     frames = synthetic_frames(frame_wh, case.batch)
     return (lambda: estimator.predict_batch(frames, batch_size=case.batch)), estimator
 

@@ -72,7 +72,8 @@ def build_validation_estimator(
     model: nn.Module, name: str, options: ValidationConfig, device: torch.device
 ) -> Any:
     """A `PoseEstimator` running `model` (eval mode) with the validation test options: the
-    same preprocessing, flip test, aggregation and `group_bottom_up` as real models."""
+    same preprocessing, flip test, aggregation and `group_bottom_up` as real models, at a
+    single scale (whatever the model's default test scales)."""
     import dataclasses
 
     from pose_core.inference import PoseEstimator
@@ -82,6 +83,7 @@ def build_validation_estimator(
         name,
         backend=TorchBackend(model, device),
         flip_test=options.flip_test,
+        scales=(1.0,),
         **dataclasses.asdict(options.grouping_params()),
     )
 

@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-down-decoder", choices=("quarter", "dark"),
                         help="top-down decoding: HRNet quarter offset (default) or DARK")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
-                        help="bottom-up test scales (with --images; 1.0 among them)")
+    parser.add_argument("--scales", type=float, nargs="+", default=None,
+                        help="bottom-up test scales (with --images; 1.0 among them; "
+                             "default: the model's own)")
     parser.add_argument("--input-size", type=int, default=None,
                         help="network input size (with --images; default: the model's own)")
     add_backend_arguments(parser)  # used with --images
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             options: dict[str, Any] = {
                 "flip_test": not args.no_flip,
-                "scales": tuple(args.scales),
+                "scales": None if args.scales is None else tuple(args.scales),
                 "backend": args.backend,
                 "backend_options": backend_options_from_args(args),
                 **dataclasses.asdict(grouping_params_from_args(args)),

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu")
     add_backend_arguments(parser)
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--scales", type=float, nargs="+", default=None,
+                        help="bottom-up test scales (default: the model's own)")
     parser.add_argument("--input-size", type=int, default=None)
     add_grouping_arguments(parser)
     add_dem_arguments(parser)
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoint=args.checkpoint,
         device=args.device,
         flip_test=not args.no_flip,
-        scales=tuple(args.scales),
+        scales=None if args.scales is None else tuple(args.scales),
         input_size=args.input_size,
         backend=args.backend,
         backend_options=backend_options_from_args(args),

@@ -50,7 +50,8 @@ class PoseEstimator:
             random weights (with a warning) for any other name.
         device: torch device string.
         flip_test: average with the mirrored image (official default on).
-        scales: bottom-up test scales (must contain 1.0 when more than one).
+        scales: bottom-up test scales (must contain 1.0 when more than one); None: the
+            model's own (`ModelInfo.test_scales`: single scale but for the shipped model).
         input_size: overrides the model's input size: an int (bottom-up short side, or a
             top-down width with the model's aspect) or (w, h).
         fp16: half precision (CUDA only).
@@ -87,7 +88,7 @@ class PoseEstimator:
         checkpoint: str | Path | None = None,
         device: str = "cpu",
         flip_test: bool = True,
-        scales: Sequence[float] = (1.0,),
+        scales: Sequence[float] | None = None,
         input_size: int | tuple[int, int] | None = None,
         fp16: bool = False,
         *,
@@ -108,7 +109,7 @@ class PoseEstimator:
         grouping_options = {k: v for k, v in options.items() if k in _GROUPING_NAMES}
         test_options = TestOptions(
             flip_test=bool(flip_test),
-            scales=tuple(scales),
+            scales=tuple(self.info.test_scales if scales is None else scales),
             top_down_decoder=top_down_decoder,
             dark_kernel=int(dark_kernel),
             dark_refine=bool(dark_refine),

@@ -93,9 +93,9 @@ def test_batch_runs_one_forward_per_same_size_group_and_equals_single_calls() ->
             self.batches.append(int(batch.shape[0]))
             return self.inner(batch)
 
-    single = PoseEstimator(DEFAULT_MODEL, input_size=128)
+    single = PoseEstimator(DEFAULT_MODEL, input_size=128, scales=(1.0,))
     backend = CountingBackend(single.backend)
-    batched = PoseEstimator(DEFAULT_MODEL, input_size=128, backend=backend)
+    batched = PoseEstimator(DEFAULT_MODEL, input_size=128, scales=(1.0,), backend=backend)
     rng = np.random.default_rng(4)
     images = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(3)]
     images.insert(1, rng.integers(0, 255, (128, 80, 3), dtype=np.uint8))  # another input size
@@ -156,7 +156,7 @@ def test_multi_scale_finds_the_single_scale_people() -> None:
     from pose_core.data.synthetic import SyntheticVideo
     from pose_core.default_model import DEFAULT_MODEL
 
-    single = PoseEstimator(DEFAULT_MODEL, flip_test=False)
+    single = PoseEstimator(DEFAULT_MODEL, flip_test=False, scales=(1.0,))
     multi = PoseEstimator(DEFAULT_MODEL, flip_test=False, scales=(1.0, 1.5))
     video = SyntheticVideo(320, 240, num_people=3, fps=10.0, seed=3)
     moved = 0.0
@@ -175,6 +175,25 @@ def test_multi_scale_finds_the_single_scale_people() -> None:
             assert medians[nearest] <= MULTI_SCALE_MAX_SHIFT_PX, (index, medians)
             moved = max(moved, float(medians[nearest]))
     assert moved > 0.0, "multi-scale gave exactly the single-scale joints"
+
+
+def test_default_test_scales_come_from_the_model() -> None:
+    """`scales=None` takes the model's `test_scales`: two scales for the shipped model, single
+    scale for the official ones; explicit scales win; the CLIs default to the model's (the
+    node's own single-scale default: test/ros/test_params.py)."""
+    from pose_core.default_model import DEFAULT_MODEL
+    from pose_core.evaluation.cli import build_parser as eval_parser
+    from pose_core.inference.cli import build_parser as infer_parser
+    from pose_core.models import model_info
+
+    assert model_info(DEFAULT_MODEL).test_scales == (1.0, 1.5)
+    assert model_info("higherhrnet_w32_512_coco").test_scales == (1.0,)
+    assert PoseEstimator(DEFAULT_MODEL, flip_test=False).scales == (1.0, 1.5)
+    assert PoseEstimator(DEFAULT_MODEL, flip_test=False, scales=[1.0]).scales == (1.0,)
+    assert PoseEstimator("higherhrnet_w32_512_coco", flip_test=False).scales == (1.0,)
+    assert infer_parser().parse_args(["x.jpg"]).scales is None
+    assert eval_parser().parse_args(
+        ["--dataset", "coco", "--annotations", "a.json", "--images", "im"]).scales is None
 
 
 def test_top_down_with_boxes() -> None:

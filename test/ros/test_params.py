@@ -150,3 +150,13 @@ def test_grouping_parameters_build_the_grouping_record(monkeypatch: pytest.Monke
 def test_top_down_models_are_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="top-down: it needs a box per person"):
         NodeParams(model="hrnet_w32_256x192_coco", checkpoint=__file__)
+
+
+def test_node_runs_a_single_scale_whatever_the_models_default_test_scales() -> None:
+    """The shipped model's offline default is two test scales; the node keeps one (its frame
+    rate is what the real-time budget was measured with)."""
+    from pose_core.models import model_info
+
+    params = NodeParams()
+    assert params.scales == (1.0,)
+    assert len(model_info(params.model).test_scales) > 1

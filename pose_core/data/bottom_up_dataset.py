@@ -139,9 +139,11 @@ class BottomUpDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def rng_for(self, index: int) -> np.random.Generator:
-        """The generator of sample `index` in the current epoch."""
-        return np.random.default_rng((self.seed, self.epoch, int(index)))
+    def rng_for(self, index: int, stream: int | None = None) -> np.random.Generator:
+        """The generator of sample `index` in the current epoch; `stream` selects another,
+        independent draw of the same sample (see `draw`)."""
+        key = (self.seed, self.epoch, int(index))
+        return np.random.default_rng(key if stream is None else (*key, 1 + int(stream)))
 
     def record_joints(self, record: ImageRecord) -> np.ndarray:
         """(P, J, 3) joints of the trained people in image pixels (`records_joints`); a method
@@ -149,7 +151,7 @@ class BottomUpDataset(Dataset):
         return records_joints(record, self.spec.num_keypoints)
 
     def augmented(
-        self, index: int
+        self, index: int, stream: int | None = None
     ) -> tuple[ImageRecord, np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """Steps 1-3: the record, the warped RGB image, and per output size the mask and the
         joints (P, J, 3) in that output's pixels."""
@@ -165,7 +167,7 @@ class BottomUpDataset(Dataset):
         masks = [mask for _ in self.output_sizes]
         joints_list = [joints for _ in self.output_sizes]
         if self.augment:
-            rng = self.rng_for(index)
+            rng = self.rng_for(index, stream)
             image, masks, joints_list = self.affine(image, masks, joints_list, rng)
             image, masks, joints_list = self.flip(image, masks, joints_list, rng)
         else:
@@ -175,6 +177,12 @@ class BottomUpDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.sample(*self.augmented(index))
+
+    def draw(self, index: int, stream: int) -> dict[str, Any]:
+        """Sample `index` with augmentation stream `stream`: an item resampled several times in
+        one epoch (the labeled half of semi-supervised batches) gets a fresh augmentation on
+        every use, as the paper's data loader gives it."""
+        return self.sample(*self.augmented(index, stream))
 
     def sample(
         self,

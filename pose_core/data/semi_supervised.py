@@ -11,8 +11,10 @@ the first N instances of the ground-truth database) and `lib/dataset/mix_coco_co
   file order within an image).
 - Unlabeled pool: every such instance of the unlabeled annotation file (labels ignored).
 - `SemiSupervisedDataset[i]` = unlabeled item i (the easy view: the standard top-down affine)
-  with a labeled item drawn by `default_rng((seed, epoch, i))` (re-drawn each epoch); an epoch
-  is the unlabeled pool, a batch of B items holds B labeled + B unlabeled crops.
+  with a labeled item drawn by `default_rng((seed, epoch, i))` (re-drawn each epoch) and
+  augmented with its own stream for pair i (`draw(index, stream=i)`: a labeled item that comes
+  up several times in one epoch is augmented afresh each time, as the paper's loader does); an
+  epoch is the unlabeled pool, a batch of B items holds B labeled + B unlabeled crops.
 - Channels: labeled targets of the data's joint layout are scattered into the model's channels
   (`channel_of_joint`, e.g. COCO-17 into the 24-channel union set); unlabeled weights are 1 on
   those channels, 0 on the others.
@@ -35,7 +37,8 @@ from torch.utils.data import Dataset
 
 from pose_core.data.top_down_dataset import PersonInstance
 
-__all__ = ["SemiSupervisedDataset", "image_list_records", "label_subset", "scatter_channels"]
+__all__ = ["SemiSupervisedDataset", "draw_labeled", "image_list_records", "label_subset",
+           "scatter_channels"]
 
 
 def image_list_records(json_path: pathlib.Path, image_dir: pathlib.Path | None) -> list[Any]:
@@ -133,7 +136,7 @@ class SemiSupervisedDataset(Dataset):
         return int(rng.integers(len(self.labeled)))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        labeled = self.labeled[self.labeled_index(index)]
+        labeled = draw_labeled(self.labeled, self.labeled_index(index), index)
         unlabeled = self.unlabeled[index]
         sample = {
             "image": labeled["image"],
@@ -161,3 +164,10 @@ class SemiSupervisedDataset(Dataset):
         normalised = (augmented.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
                       - self.mean) / self.std
         return torch.from_numpy(np.ascontiguousarray(normalised))
+
+
+def draw_labeled(dataset: Any, index: int, stream: int) -> dict[str, Any]:
+    """Item `index` of a labeled dataset with its own augmentation draw `stream` (the pair
+    index): a labeled item resampled several times in one epoch is augmented afresh each time."""
+    draw = getattr(dataset, "draw", None)
+    return draw(index, stream) if draw is not None else dataset[index]

@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from pose_core.data.hard_views import CUTOUT_HALF_SIZE_RANGE, CUTOUT_JITTER_STD, HardViewRandom
+from pose_core.data.semi_supervised import draw_labeled
 from pose_core.grouping.nms import local_maxima
 
 __all__ = [
@@ -186,6 +187,6 @@ class SemiSupervisedBottomUpDataset(Dataset):
         return int(rng.integers(len(self.labeled)))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = dict(self.labeled[self.labeled_index(index)])
+        sample = dict(draw_labeled(self.labeled, self.labeled_index(index), index))
         sample["unlabeled_image"] = self.unlabeled[index]["image"]
         return sample

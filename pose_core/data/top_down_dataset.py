@@ -304,6 +304,12 @@ class TopDownDataset(Dataset):
         return center, np.array([w, h], dtype=np.float32) / PIXEL_STD * 1.5
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.draw(index)
+
+    def draw(self, index: int, stream: int | None = None) -> dict[str, Any]:
+        """Item `index`; `stream` selects another, independent augmentation draw of it, so
+        that an item resampled several times in one epoch (the labeled half of semi-supervised
+        batches) gets a fresh augmentation on every use."""
         inst = self.instances[index]
         image = read_image_rgb(inst.path)
         joints = inst.joints.astype(np.float64).copy()
@@ -312,7 +318,8 @@ class TopDownDataset(Dataset):
         scale = inst.scale.astype(np.float64).copy()
         rotation = 0.0
         if self.augment:
-            rng = np.random.default_rng((self.seed, self.epoch, int(index)))
+            key = (self.seed, self.epoch, int(index))
+            rng = np.random.default_rng(key if stream is None else (*key, 1 + int(stream)))
             if (
                 self.half_body_prob > 0
                 and vis.sum() > self.num_joints_half_body

@@ -85,6 +85,24 @@ def test_pairs_resample_labels_with_replacement_and_scatter_union_channels() -> 
     assert torch.all(sample["target"][11] == source + 1)  # the nose channel
 
 
+def test_a_labeled_item_drawn_twice_in_an_epoch_is_augmented_afresh(fixtures_dir) -> None:
+    """With one labeled crop every pair holds it; each pair augments it with its own stream
+    (the paper's loader augments on every use), deterministically per (epoch, pair)."""
+    from pose_core.data.top_down_dataset import TopDownDataset
+
+    instances = _coco_instances(fixtures_dir)
+    labeled = TopDownDataset(instances[:1], COCO_17, image_wh=(48, 64), heatmap_wh=(12, 16))
+    unlabeled = _ListDataset([{"image": torch.zeros(3, 64, 48)} for _ in range(4)])
+    dataset = SemiSupervisedDataset(labeled, unlabeled, COCO_17_TO_UNION_24, 24, seed=0)
+    images = [dataset[i]["image"] for i in range(4)]
+    assert all(dataset.labeled_index(i) == 0 for i in range(4))
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not torch.equal(images[i], images[j]), (i, j)
+    assert torch.equal(dataset[2]["image"], images[2])  # same epoch and pair: same draw
+    assert torch.equal(labeled[0]["image"], labeled.draw(0)["image"])  # plain indexing unchanged
+
+
 def _tiny(seed: int) -> nn.Module:
     """A stride-4 heatmap network small enough to reason about: 4x4 average pool + 1x1 conv."""
     torch.manual_seed(seed)

@@ -2,8 +2,10 @@
 # The checks of the shipped model (issue 18), each writing into docs/shipped_model_runs/:
 #   held-out AP (pose-synth defaults, seed 777, never trained or selected on) and the easy
 #   level's held-out set (seed 12, the stage-1 report's set), for the new and the previous
-#   weights; the demo's own evaluation (30 s, 640x480, its default people); the node's frame
-#   rate with both weights side by side in one run.
+#   weights, at the model's default test settings (flip, scales 1 and 1.5) and at a single scale;
+#   the demo's own evaluation (200 scored frames, 640x480, its default people); the node's frame
+#   rate with both weights side by side in one run (camera replaying a 120-frame clip, so that
+#   rendering does not take a core from the node).
 # Usage: bash training/shipped_model_checks.sh NEW_WEIGHTS PREVIOUS_WEIGHTS
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,14 +20,19 @@ for tag in new old; do
   weights=$new; [ "$tag" = old ] && weights=$old
   for set in heldout_default_777 synthetic_easy/val; do
     name=$(echo "$set" | tr / _)
-    ./env.sh pose-eval --dataset coco --annotations "data/$set/annotations.json" \
-      --images "data/$set/images" --model higherhrnet_lite_w16_256_coco \
-      --checkpoint "$weights" --json "$out/${tag}_${name}.json" | tail -12
+    for scales in default single; do
+      extra=(); suffix=""
+      [ "$scales" = single ] && { extra=(--scales 1.0); suffix="_single_scale"; }
+      ./env.sh pose-eval --dataset coco --annotations "data/$set/annotations.json" \
+        --images "data/$set/images" --model higherhrnet_lite_w16_256_coco "${extra[@]}" \
+        --checkpoint "$weights" --json "$out/${tag}_${name}${suffix}.json" | grep -E "^ *AP "
+    done
   done
 done
-./env.sh python -m pose_ros.demo --duration 30 --out outputs/demo_check --checkpoint "$new" \
-  --model higherhrnet_lite_w16_256_coco | tail -3
+./env.sh python -m pose_ros.demo --eval-frames 200 --out outputs/demo_check --checkpoint "$new" \
+  --model higherhrnet_lite_w16_256_coco | tail -4
 cp outputs/demo_check/summary.json "$out/demo_summary.json"
 cp outputs/demo_check/contact_sheet.jpg docs/demo_contact_sheet.jpg
 ./env.sh python -m pose_ros.node_benchmark --backends onnxruntime --checkpoints "$old" "$new" \
-  --rounds 3 --seconds 15 --warmup 8 --rate 30 --out-dir "$out" --stem node_fps_old_vs_new
+  --rounds 3 --seconds 15 --warmup 8 --rate 30 --loop-frames 120 --out-dir "$out" \
+  --stem node_fps_old_vs_new

@@ -179,12 +179,16 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--walkers", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default=None,
+                        help="other weights for the shipped network (default: the shipped file)")
     parser.add_argument("--json", type=pathlib.Path, default=None)
     parser.add_argument("--plot", type=pathlib.Path, default=None)
     args = parser.parse_args()
-    estimator = PoseEstimator(DEFAULT_MODEL, flip_test=False, scales=(1.0,))  # the node's
+    estimator = PoseEstimator(DEFAULT_MODEL, checkpoint=args.checkpoint, flip_test=False,
+                              scales=(1.0,))  # the node's
     report: dict = {"machine": platform.processor() or platform.machine(), "frames": args.frames,
-                    "model": DEFAULT_MODEL, "tracking": [], "smoothing": {}}
+                    "model": DEFAULT_MODEL, "checkpoint": args.checkpoint or "shipped",
+                    "tracking": [], "smoothing": {}}
     started = time.time()
     for walkers in args.walkers:
         video = SyntheticVideo(640, 480, num_people=walkers, fps=FPS, seed=args.seed)

@@ -1,5 +1,5 @@
-"""Backends by name: the same people (1e-3 px) through torch and onnxruntime on the real fixture
-images; the flip test folded into the graph; options and refusals of the factory."""
+"""Backends by name: the same maps on the real fixture images and the same people (1e-3 px,
+people scoring >= 0.05) on synthetic frames through torch and onnxruntime; the flip test folded into the graph; options and refusals of the factory."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from pose_core.data.synthetic import SyntheticVideo
 from pose_core.default_model import DEFAULT_MODEL
 from pose_core.export.metadata import MetadataMismatch
 from pose_core.inference.backend_factory import BackendOptions, build_backend
@@ -26,15 +27,31 @@ def _images(fixtures_dir: Path) -> list[np.ndarray]:
     return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths]
 
 
+# People the two backends must both find. Below it, a candidate joint whose heatmap value sits
+# within float rounding of the detection threshold may exist in one backend's maps and not the
+# other's, which changes a low-score fragment (the shipped model on real photographs finds
+# dozens of such fragments, scores ~0.01), not the people.
+SAME_PEOPLE_MIN_SCORE = 0.05
+
+
 def _assert_same_people(reference, other) -> int:
-    assert len(reference) == len(other)
-    if len(reference):
-        np.testing.assert_allclose(other.keypoints[..., :2], reference.keypoints[..., :2],
-                                   atol=1e-3, rtol=0)
-        np.testing.assert_allclose(other.keypoints[..., 2], reference.keypoints[..., 2],
-                                   atol=1e-4, rtol=0)
-        np.testing.assert_allclose(other.scores, reference.scores, atol=1e-4, rtol=0)
-    return len(reference)
+    """Every person of either side scoring >= SAME_PEOPLE_MIN_SCORE has its twin on the other
+    side: keypoints within 1e-3 px, joint values and person score within 1e-4."""
+    def twins(a, b) -> int:
+        found = 0
+        for index in np.flatnonzero(a.scores >= SAME_PEOPLE_MIN_SCORE):
+            distance = np.abs(b.keypoints[..., :2] - a.keypoints[index, :, :2]).max(axis=(1, 2))
+            assert len(distance) and distance.min() <= 1e-3, f"person {index} has no twin"
+            twin = int(distance.argmin())
+            np.testing.assert_allclose(b.keypoints[twin, :, 2], a.keypoints[index, :, 2],
+                                       atol=1e-4, rtol=0)
+            assert abs(float(b.scores[twin]) - float(a.scores[index])) <= 1e-4
+            found += 1
+        return found
+
+    found = twins(reference, other)
+    twins(other, reference)
+    return found
 
 
 @pytest.mark.slow
@@ -46,12 +63,26 @@ def test_onnxruntime_finds_the_people_torch_finds(fixtures_dir: Path, tmp_path: 
                            backend_options={**cache, "flip_folded": True})
     assert isinstance(onnx_estimator.backend, OnnxRuntimeBackend)
     assert folded.backend.flip_folded and not onnx_estimator.backend.flip_folded
-    people = 0
+    # What the grouping sees (flip test and the model's scales merged) on the real photographs.
     for image in _images(fixtures_dir):
+        heatmaps, tags = torch_estimator.bottom_up_maps(image)
+        for estimator in (onnx_estimator, folded):
+            other_heatmaps, other_tags = estimator.bottom_up_maps(image)
+            np.testing.assert_allclose(other_heatmaps.numpy(), heatmaps.numpy(), atol=1e-4,
+                                       rtol=0)
+            for joint in range(heatmaps.shape[0]):
+                np.testing.assert_allclose(other_tags.dense(joint).numpy(),
+                                           tags.dense(joint).numpy(), atol=1e-3, rtol=0)
+    # The people, on frames of the synthetic world the shipped model knows (on photographs it
+    # finds only low-score fragments).
+    video = SyntheticVideo(640, 480, num_people=4, fps=10.0, seed=3)
+    people = 0
+    for index in (0, 15, 30):
+        image = video.frame(index).image_bgr
         reference = torch_estimator(image)
         people += _assert_same_people(reference, onnx_estimator(image))
         _assert_same_people(reference, folded(image))
-    assert people >= 10  # the shipped model finds people on the real images
+    assert people >= 10  # the shipped model finds the walkers (12 with version 3)
     # The export is cached: a second estimator reuses the file.
     files = sorted(tmp_path.glob("*.onnx"))
     assert len(files) == 2

@@ -8,8 +8,9 @@ Frames of a `SyntheticVideo` (640 x 480, 4 walkers) with their aligned depth
 and two sources of 2D keypoints:
   - ground truth (the visible joints): the depth stage alone;
   - the shipped model (`PoseEstimator(DEFAULT_MODEL)`, no flip, single scale, people >= 0.25
-    as the node publishes them), each person paired with a ground-truth person by an optimal OKS assignment, pairs with OKS >= 0.5 kept
-    (correct detections, as COCO counts them): the whole path, 2D errors included.
+    as the node publishes them; `--checkpoint` for other weights), each person paired with a
+    ground-truth person by an optimal OKS assignment, pairs with OKS >= 0.5 kept (correct
+    detections, as COCO counts them): the whole path, 2D errors included.
 `pose_core.keypoints_from_depth` gives the positions; errors are Euclidean distances to the
 ground-truth 3D keypoints of visible joints that got a position. Reported: median, p90, max,
 the count above 0.5 m and the share of visible joints with a position.

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         offset = steps[-1]
     ax_ap.set(xlabel="step (8 images each)", ylabel="validation AP (100 images, flip, 1 scale)",
               title="validation AP")
-    ax_loss.set(xlabel="step (8 images each)", ylabel=f"training loss (mean of {args.smooth} logs)",
+    ax_loss.set(xlabel="step (8 images each)",
+                ylabel=f"training loss (mean of {args.smooth} logs)",
                 title="training loss", yscale="log")
     for ax in (ax_ap, ax_loss):
         ax.grid(alpha=0.3)

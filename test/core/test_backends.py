@@ -1,5 +1,6 @@
 """Backends by name: the same maps on the real fixture images and the same people (1e-3 px,
-people scoring >= 0.05) on synthetic frames through torch and onnxruntime; the flip test folded into the graph; options and refusals of the factory."""
+people scoring >= 0.05) on synthetic frames through torch and onnxruntime; the flip test folded
+into the graph; options and refusals of the factory."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ others may be changed at run time; `validate_parameter_update` is installed as t
 on-set-parameters callback, so an invalid value is refused at set time with a reason.
 
 Defaults are also the values of `config/pose_node.yaml`; those of the grouping options
-(detection_threshold, tag_threshold, max_people) come from `pose_core.grouping.GroupingParams`,
-and `NodeParams.grouping_params()` gives the record the estimator is built with.
+(detection_threshold, tag_threshold, max_people, refine) come from
+`pose_core.grouping.GroupingParams`, and `NodeParams.grouping_params()` gives the record the estimator is built with.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class NodeParams:
     detection_threshold: float = GROUPING_DEFAULTS.detection_threshold
     tag_threshold: float = GROUPING_DEFAULTS.tag_threshold
     max_people: int = GROUPING_DEFAULTS.max_people
+    refine: bool = GROUPING_DEFAULTS.refine
     person_min_score: float = 0.25
     max_input_size: int = 0
     dem_mode: str = "paper"
@@ -270,6 +271,11 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         float_range=(0.0, 100.0, 0.0),
     ),
     ParameterSpec("max_people", "maximum people per image", integer_range=(1, 100, 1)),
+    ParameterSpec(
+        "refine",
+        "after grouping, look for each person's missing joints near its tags (the official "
+        "test step); off saves grouping time per frame",
+    ),
     ParameterSpec(
         "max_input_size",
         "network input size: the square size of bottom-up models (e.g. 256, 512), the width "

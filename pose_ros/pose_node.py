@@ -66,6 +66,7 @@ _ESTIMATOR_FIELDS = (
     "detection_threshold",
     "tag_threshold",
     "max_people",
+    "refine",
     "max_input_size",
     "dem_mode",
 )

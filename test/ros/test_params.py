@@ -132,8 +132,10 @@ def test_grouping_parameters_build_the_grouping_record(monkeypatch: pytest.Monke
     from pose_ros.pose_node import build_estimator
 
     assert NodeParams().grouping_params() == GroupingParams()
-    params = NodeParams(detection_threshold=0.3, tag_threshold=2.0, max_people=4, device="cpu")
-    expected = GroupingParams(detection_threshold=0.3, tag_threshold=2.0, max_people=4)
+    params = NodeParams(detection_threshold=0.3, tag_threshold=2.0, max_people=4, refine=False,
+                        device="cpu")
+    expected = GroupingParams(detection_threshold=0.3, tag_threshold=2.0, max_people=4,
+                              refine=False)
     assert params.grouping_params() == expected
     calls: list[dict] = []
 

@@ -359,18 +359,22 @@ def test_bad_checkpoint_fails_configure_cleanly(
 
 def test_runtime_parameter_changes_on_the_real_node(harness: Harness) -> None:
     node = harness.pose
-    ok = node.set_parameters([Parameter("detection_threshold", value=0.5)])
-    assert ok[0].successful and node.params.detection_threshold == 0.5
+    ok = node.set_parameters([Parameter("detection_threshold", value=0.5),
+                              Parameter("refine", value=False)])
+    assert all(result.successful for result in ok)
+    assert node.params.detection_threshold == 0.5 and node.params.refine is False
     bad = node.set_parameters([Parameter("scales", value=[9.0])])
     assert not bad[0].successful and "scales must lie" in bad[0].reason
     ro = node.set_parameters([Parameter("model", value="higherhrnet_w32_512_coco")])
     assert not ro[0].successful
     assert node.params.scales == (1.0,) and node.params.model == "higherhrnet_lite_w16_256_coco"
-    # the new threshold is applied to the next frame (a new estimator is built)
+    # the new grouping options are applied to the next frame (a new estimator is built)
     publisher = harness.test_node.create_publisher(Image, "image", RELIABLE)
     scene = SyntheticVideo(320, 240, num_people=2, fps=10.0, seed=1).frame(0)
     _send_and_wait(harness, publisher, bgr_to_image(scene.image_bgr, Header(stamp=_stamp(4))))
     assert harness.pose.stats.errors == 0
+    grouping = node._estimator.grouping
+    assert grouping.detection_threshold == 0.5 and grouping.refine is False
 
 
 def _malformed_raw(rng: random.Random, valid: np.ndarray) -> Image:

@@ -11,7 +11,9 @@ latency, processed frame rate, frames dropped, the node's stage medians).
 
 `--checkpoints A B ...` measures the same model with several weight files side by side (each
 backend x checkpoint gets its own node, interleaved over `--rounds`): e.g. a new shipped model
-against the previous one.
+against the previous one. An entry may carry node parameters after `@`, comma-separated
+(`new.pt@refine=false,person_min_score=0.3`; values read as YAML scalars), so that the same run
+compares, e.g., the previous weights at their defaults with new weights at new defaults.
 """
 
 from __future__ import annotations
@@ -31,10 +33,24 @@ __all__ = ["main", "measure_backend"]
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "fastdds_shm.xml"
 
 
+def checkpoint_entry(entry: str) -> tuple[str, dict[str, Any]]:
+    """`PATH[@name=value,...]` -> (path, node parameter overrides)."""
+    import yaml
+
+    path, _, rest = entry.partition("@")
+    params: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{entry!r}: parameters after '@' must be name=value")
+        params[name.strip()] = yaml.safe_load(value)
+    return path, params
+
+
 def measure_backend(context: Any, backend: str, args: argparse.Namespace,
                     checkpoint: str | None = None) -> dict[str, Any]:
-    """One pose node with `backend` (and `checkpoint`, else `args.checkpoint`) against the
-    running camera process."""
+    """One pose node with `backend` (and `checkpoint`, else `args.checkpoint`; an entry may
+    carry node parameters, see `checkpoint_entry`) against the running camera process."""
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
@@ -46,7 +62,9 @@ def measure_backend(context: Any, backend: str, args: argparse.Namespace,
 
     overrides = [Parameter("device", value=args.device), Parameter("backend", value=backend),
                  Parameter("flip_test", value=args.flip_test)]
-    checkpoint = args.checkpoint if checkpoint is None else checkpoint
+    label = args.checkpoint if checkpoint is None else checkpoint
+    checkpoint, node_params = checkpoint_entry(label)
+    overrides += [Parameter(name, value=value) for name, value in node_params.items()]
     if args.model:
         overrides.append(Parameter("model", value=args.model))
     if args.model or checkpoint:
@@ -54,7 +72,7 @@ def measure_backend(context: Any, backend: str, args: argparse.Namespace,
     pose = PoseNode(f"pose_node_{backend}", context=context, parameter_overrides=overrides)
     if not pose.active:
         pose.destroy_node()
-        return {"backend": backend, "checkpoint": checkpoint or "shipped",
+        return {"backend": backend, "checkpoint": label or "shipped",
                 "error": "the pose node could not be configured"}
     listener = rclpy.create_node(f"latency_listener_{backend}", context=context)
     latencies: list[float] = []
@@ -79,7 +97,7 @@ def measure_backend(context: Any, backend: str, args: argparse.Namespace,
     elapsed = time.monotonic() - started
     result: dict[str, Any] = {
         "backend": backend,
-        "checkpoint": checkpoint or "shipped",
+        "checkpoint": label or "shipped",
         "processed_fps": (pose.stats.processed - processed) / elapsed,
         "frames_dropped": pose.buffer.counts().dropped,
         "stages_ms": {stage: pose.stats.latency_ms(stage)
@@ -115,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="")
     parser.add_argument("--checkpoint", default="")
     parser.add_argument("--checkpoints", nargs="+", default=None,
-                        help="weight files measured side by side ('' = the shipped weights)")
+                        help="weight files measured side by side ('' = the shipped weights), "
+                             "each optionally PATH@name=value,... with node parameters")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat every backend x checkpoint, interleaved")
     parser.add_argument("--device", default="cpu")

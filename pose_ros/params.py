@@ -8,7 +8,8 @@ on-set-parameters callback, so an invalid value is refused at set time with a re
 
 Defaults are also the values of `config/pose_node.yaml`; those of the grouping options
 (detection_threshold, tag_threshold, max_people, refine) come from
-`pose_core.grouping.GroupingParams`, and `NodeParams.grouping_params()` gives the record the estimator is built with.
+`pose_core.grouping.GroupingParams`, and `NodeParams.grouping_params()` gives the record the
+estimator is built with.
 """
 
 from __future__ import annotations

@@ -90,17 +90,22 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def build_estimator(params: NodeParams) -> Estimator:
+def build_estimator(
+    params: NodeParams, grouping_overrides: dict[str, Any] | None = None
+) -> Estimator:
     """The one place where the node's estimator is made: any model + checkpoint.
 
     `checkpoint == ''` means the shipped weights of `pose_core.DEFAULT_MODEL`.
+    `grouping_overrides` replace `GroupingParams` fields the node has no parameter for (tuning
+    scripts: adjust, nms_kernel, ...).
     """
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from pose_core import PoseEstimator
     from pose_core.models import model_info
 
-    options: dict[str, Any] = asdict(params.grouping_params())
+    grouping = replace(params.grouping_params(), **(grouping_overrides or {}))
+    options: dict[str, Any] = asdict(grouping)
     if model_info(params.model).decoder == "double_embedding":
         options["dem_mode"] = params.dem_mode
     return PoseEstimator(

@@ -25,10 +25,10 @@ import time
 
 from tqdm import tqdm
 
-from pose_core.data.synthetic import SyntheticVideo
 from pose_core.evaluation.frame_scoring import FrameScorer
 from pose_ros.params import NodeParams
-from pose_ros.pose_node import build_estimator, resolve_device
+from pose_ros.pose_node import build_estimator
+from tune_node_thresholds import add_clip_arguments, clip_record, render_clip  # training/
 
 VARIANTS: dict[str, dict] = {
     "node defaults": {},
@@ -43,40 +43,17 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def estimator_with(params: NodeParams, grouping_changes: dict):
-    """The node's estimator (`build_estimator`) with some grouping fields changed: the node
-    exposes only some of them as parameters, so the others are set here."""
-    if not grouping_changes:
-        return build_estimator(params)
-    from pose_core import PoseEstimator
-
-    options = {**dataclasses.asdict(params.grouping_params()), **grouping_changes}
-    return PoseEstimator(
-        params.model, checkpoint=params.checkpoint or None, device=resolve_device(params.device),
-        flip_test=params.flip_test, scales=params.scales,
-        input_size=params.max_input_size or None, fp16=params.fp16, backend=params.backend,
-        threads=params.thread_policy(), **options,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=500, help="clip seed (the demo uses 0)")
-    parser.add_argument("--people", type=int, default=4)
-    parser.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
-    parser.add_argument("--checkpoint", default="", help="weights ('' = the shipped ones)")
+    parser = add_clip_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--json", type=pathlib.Path, required=True)
     args = parser.parse_args(argv)
 
-    defaults = dataclasses.replace(NodeParams(), checkpoint=args.checkpoint)
-    video = SyntheticVideo(args.size[0], args.size[1], args.people, fps=15.0, seed=args.seed)
-    scenes = [video.frame(index) for index in tqdm(range(args.frames), desc="render")]
+    params = dataclasses.replace(NodeParams(), checkpoint=args.checkpoint)
+    scenes = render_clip(args)
     rows = []
     for name in args.variants:
-        params = defaults
-        estimator = estimator_with(params, VARIANTS[name])
+        estimator = build_estimator(params, VARIANTS[name])
         scorer = FrameScorer(estimator.keypoint_spec, keypoint_min_score=params.keypoint_min_score)
         seconds = []
         for scene in tqdm(scenes, desc=name):
@@ -92,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
               f"wrong edges {100 * row['wrong_edge_fraction']:.2f} % of {row['edges_drawn']} "
               f"frame {row['frame_ms_median']:.0f} ms", flush=True)
     report = {"command": "python training/tune_node_grouping.py " + " ".join(argv or sys.argv[1:]),
-              "clip": {"seed": args.seed, "frames": args.frames, "people": args.people,
-                       "size": list(args.size)},
+              "clip": clip_record(args),
               "checkpoint": args.checkpoint or "shipped", "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))

@@ -31,20 +31,37 @@ PERSON_MIN_SCORES = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 KEYPOINT_MIN_SCORES = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_clip_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The tuning clip and weights (`--frames --seed --people --size --checkpoint`), shared with
+    `tune_node_grouping.py`."""
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--seed", type=int, default=500, help="clip seed (the demo uses 0)")
     parser.add_argument("--people", type=int, default=4)
     parser.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
     parser.add_argument("--checkpoint", default="", help="weights ('' = the shipped ones)")
+    return parser
+
+
+def render_clip(args: argparse.Namespace) -> list:
+    """The scenes of the tuning clip (a walking video like the demo camera's, another seed)."""
+    video = SyntheticVideo(args.size[0], args.size[1], args.people, fps=15.0, seed=args.seed)
+    return [video.frame(index) for index in tqdm(range(args.frames), desc="render")]
+
+
+def clip_record(args: argparse.Namespace) -> dict:
+    """What the reports say about the clip."""
+    return {"seed": args.seed, "frames": args.frames, "people": args.people,
+            "size": list(args.size)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = add_clip_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--tag-thresholds", type=float, nargs="+", default=[1.0],
                         help="grouping tag thresholds to try (the node's tag_threshold)")
     parser.add_argument("--json", type=pathlib.Path, required=True)
     args = parser.parse_args(argv)
 
-    video = SyntheticVideo(args.size[0], args.size[1], args.people, fps=15.0, seed=args.seed)
-    scenes = [video.frame(index) for index in tqdm(range(args.frames), desc="render")]
+    scenes = render_clip(args)
     rows = []
     for tag_threshold in args.tag_thresholds:
         params = dataclasses.replace(NodeParams(), checkpoint=args.checkpoint,
@@ -64,8 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "command": "python training/tune_node_thresholds.py " + " ".join(argv or sys.argv[1:]),
-        "clip": {"seed": args.seed, "frames": args.frames, "people": args.people,
-                 "size": list(args.size)},
+        "clip": clip_record(args),
         "checkpoint": args.checkpoint or "shipped",
         "node_defaults": {"tag_threshold": default.tag_threshold,
                           "person_min_score": default.person_min_score,

@@ -147,6 +147,12 @@ def test_grouping_parameters_build_the_grouping_record(monkeypatch: pytest.Monke
     assert build_estimator(params) == "estimator"
     grouping = {k: v for k, v in calls[0].items() if k in GroupingParams.__dataclass_fields__}
     assert GroupingParams(**grouping) == expected
+    # fields the node has no parameter for can be overridden (the tuning scripts do)
+    build_estimator(params, {"adjust": False, "nms_kernel": 3})
+    grouping = {k: v for k, v in calls[1].items() if k in GroupingParams.__dataclass_fields__}
+    assert GroupingParams(**grouping) == GroupingParams(
+        detection_threshold=0.3, tag_threshold=2.0, max_people=4, refine=False, adjust=False,
+        nms_kernel=3)
 
 
 def test_top_down_models_are_refused_with_the_reason() -> None:

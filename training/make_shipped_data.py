@@ -57,24 +57,27 @@ def merge(parts: list[tuple[str, pathlib.Path]], out_file: pathlib.Path) -> int:
     return len(images)
 
 
+def train_parts(out: pathlib.Path) -> list[tuple[str, pathlib.Path]]:
+    """(prefix, folder) of every training part under `out`, in the order of `train.json`."""
+    parts = [(name, out / name) for name, *_ in STILL_PARTS]
+    parts += [(f"video/{clip:02d}", out / f"video/{clip:02d}") for clip in range(VIDEO_CLIPS)]
+    return parts
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("data/shipped_v2"))
     args = parser.parse_args(argv)
     out = args.out
-    train_parts = []
     for name, size, level, count, seed, max_people in tqdm(STILL_PARTS, desc="stills"):
         write_dataset(out / name, count, seed, size_wh=size, difficulty=level,
                       max_people=max_people)
-        train_parts.append((name, out / name))
     for clip in tqdm(range(VIDEO_CLIPS), desc="clips"):
-        name = f"video/{clip:02d}"
-        write_video_dataset(out / name, VIDEO_FRAMES, VIDEO_SEED0 + clip,
+        write_video_dataset(out / f"video/{clip:02d}", VIDEO_FRAMES, VIDEO_SEED0 + clip,
                             size_wh=(640, 480), num_people=4 + clip % 3)
-        train_parts.append((name, out / name))
     name, size, level, count, seed, max_people = VAL_PART
     write_dataset(out / name, count, seed, size_wh=size, difficulty=level, max_people=max_people)
-    count = merge(train_parts, out / "train.json")
+    count = merge(train_parts(out), out / "train.json")
     merge([(name, out / name)], out / "val.json")
     print(f"wrote {out / 'train.json'} ({count} images) and {out / 'val.json'}")
 

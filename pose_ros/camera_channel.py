@@ -69,6 +69,7 @@ def tracker_config(params: NodeParams, spec: KeypointSpec) -> TrackerConfig:
         low_score=params.track_low_score,
         min_hits=params.track_min_hits,
         max_misses=params.track_max_misses,
+        appearance_weight=params.track_appearance_weight,
         smoothing=params.smoothing,
         min_cutoff=params.smoothing_min_cutoff,
         beta=params.smoothing_beta,
@@ -123,10 +124,10 @@ class CameraChannel:
         stamp = stamp_seconds(frame.header)
         keep = params.track_publish_untracked
         try:
-            return self.tracker.update(poses, stamp, keep_untracked=keep)
+            return self.tracker.update(poses, stamp, keep_untracked=keep, image=frame.image_bgr)
         except ValueError:  # the stamp went back in time
             self._reset_tracker()
-            return self.tracker.update(poses, stamp, keep_untracked=keep)
+            return self.tracker.update(poses, stamp, keep_untracked=keep, image=frame.image_bgr)
 
     def _reset_tracker(self) -> None:
         if self.tracker is not None:

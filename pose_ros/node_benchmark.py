@@ -14,6 +14,9 @@ backend x checkpoint gets its own node, interleaved over `--rounds`): e.g. a new
 against the previous one. An entry may carry node parameters after `@`, comma-separated
 (`new.pt@refine=false,person_min_score=0.3`; values read as YAML scalars), so that the same run
 compares, e.g., the previous weights at their defaults with new weights at new defaults.
+`GroupingParams` fields the node has no parameter for are passed to its estimator as grouping
+overrides (`old.pt@refine_min_score=0`: refine every person, as the node did before it
+skipped the people it drops).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "fastdds_shm.xml"
 
 
 def checkpoint_entry(entry: str) -> tuple[str, dict[str, Any]]:
-    """`PATH[@name=value,...]` -> (path, node parameter overrides)."""
+    """`PATH[@name=value,...]` -> (path, overrides: node parameters and grouping fields)."""
     import yaml
 
     path, _, rest = entry.partition("@")
@@ -45,6 +48,21 @@ def checkpoint_entry(entry: str) -> tuple[str, dict[str, Any]]:
             raise ValueError(f"{entry!r}: parameters after '@' must be name=value")
         params[name.strip()] = yaml.safe_load(value)
     return path, params
+
+
+def split_entry_values(
+    values: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An entry's values -> (node parameters, grouping overrides): the `GroupingParams` fields
+    that are not node parameters go to the estimator; anything else is a node parameter (an
+    unknown name is refused by the node)."""
+    from pose_core.grouping import GroupingParams
+    from pose_ros.params import NodeParams
+
+    grouping = {name: value for name, value in values.items()
+                if name not in NodeParams.__dataclass_fields__
+                and name in GroupingParams.__dataclass_fields__}
+    return {k: v for k, v in values.items() if k not in grouping}, grouping
 
 
 def measure_backend(context: Any, backend: str, args: argparse.Namespace,
@@ -58,18 +76,20 @@ def measure_backend(context: Any, backend: str, args: argparse.Namespace,
 
     from pose_core.bench.stats import latency_stats
     from pose_ros.msg import PersonArray
-    from pose_ros.pose_node import PoseNode
+    from pose_ros.pose_node import PoseNode, build_estimator
 
     overrides = [Parameter("device", value=args.device), Parameter("backend", value=backend),
                  Parameter("flip_test", value=args.flip_test)]
     label = args.checkpoint if checkpoint is None else checkpoint
-    checkpoint, node_params = checkpoint_entry(label)
+    checkpoint, entry_values = checkpoint_entry(label)
+    node_params, grouping = split_entry_values(entry_values)
     overrides += [Parameter(name, value=value) for name, value in node_params.items()]
     if args.model:
         overrides.append(Parameter("model", value=args.model))
     if args.model or checkpoint:
         overrides.append(Parameter("checkpoint", value=checkpoint))
-    pose = PoseNode(f"pose_node_{backend}", context=context, parameter_overrides=overrides)
+    pose = PoseNode(f"pose_node_{backend}", context=context, parameter_overrides=overrides,
+                    estimator_factory=lambda params: build_estimator(params, grouping))
     if not pose.active:
         pose.destroy_node()
         return {"backend": backend, "checkpoint": label or "shipped",

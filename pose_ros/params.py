@@ -91,6 +91,7 @@ class NodeParams:
     track_low_score: float = 0.1
     track_min_hits: int = 2
     track_max_misses: int = 15
+    track_appearance_weight: float = 0.0
     track_publish_untracked: bool = True
     smoothing: bool = False
     smoothing_min_cutoff: float = 0.5
@@ -206,8 +207,12 @@ class NodeParams:
         return cls(**{name: values[name] for name in names if name in values})
 
     def grouping_params(self) -> GroupingParams:
-        """The grouping options as one record (fields without a parameter at their defaults)."""
-        return grouping_params_from(self)
+        """The grouping options as one record (fields without a parameter at their defaults).
+
+        `refine_min_score` is `person_min_score`: the node drops people below it, and refine
+        never changes a person's score, so refining them would be wasted work.
+        """
+        return grouping_params_from(self, refine_min_score=self.person_min_score)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (lists for arrays), as a YAML file or a launch override holds them."""
@@ -274,8 +279,8 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec("max_people", "maximum people per image", integer_range=(1, 100, 1)),
     ParameterSpec(
         "refine",
-        "after grouping, look for each person's missing joints near its tags (the official "
-        "test step); off saves grouping time per frame",
+        "after grouping, look for each published person's missing joints near its tags (the "
+        "official test step); off saves a little grouping time per frame",
     ),
     ParameterSpec(
         "max_input_size",
@@ -362,6 +367,12 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "track_max_misses",
         "frames a tracked person may be missing before its id is dropped",
         integer_range=(0, 1000, 1),
+    ),
+    ParameterSpec(
+        "track_appearance_weight",
+        "weight of the appearance cue (colours along each person's limbs) in matching people "
+        "to tracks; 0: keypoints and boxes only",
+        float_range=(0.0, 1.0, 0.0),
     ),
     ParameterSpec(
         "track_publish_untracked",

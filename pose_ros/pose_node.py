@@ -67,6 +67,7 @@ _ESTIMATOR_FIELDS = (
     "tag_threshold",
     "max_people",
     "refine",
+    "person_min_score",  # also the estimator's refine_min_score
     "max_input_size",
     "dem_mode",
 )

@@ -84,12 +84,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default=None,
                         help="other weights for the shipped network (default: the shipped file)")
+    parser.add_argument("--flip-test", action="store_true",
+                        help="the node's flip_test: true (default: the node's default, off)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                        help="the node's scales (default: the node's default, one scale)")
     parser.add_argument("--json", type=pathlib.Path, default=None)
     parser.add_argument("--plot", type=pathlib.Path, default=None)
     args = parser.parse_args()
     video = SyntheticVideo(640, 480, num_people=4, fps=30.0, seed=args.seed)
-    estimator = PoseEstimator(DEFAULT_MODEL, checkpoint=args.checkpoint, flip_test=False,
-                              scales=(1.0,))  # the node's
+    estimator = PoseEstimator(DEFAULT_MODEL, checkpoint=args.checkpoint,
+                              flip_test=args.flip_test, scales=tuple(args.scales))
     errors: dict[str, list[float]] = {}
     counts: dict[str, list[int]] = {}
     detections = [0, 0]  # people detected (OKS >= 0.5), people in the frames

@@ -96,7 +96,7 @@ def run_tracking(detections: list, smoothing: bool = False):
     accumulator = mm.MOTAccumulator(auto_id=True)
     history = []
     for index, (scene, found) in enumerate(detections):
-        published = tracker.update(found, index / FPS)
+        published = tracker.update(found, index / FPS, image=scene.image_bgr)
         accumulator.update(
             [int(i) for i in scene.ids[present(scene)]],
             [int(i) for i in published.ids],

@@ -41,7 +41,7 @@ def track(detections: list, config: TrackerConfig, frames: int) -> dict[str, flo
     tracker = PoseTracker(config)
     accumulator = mm.MOTAccumulator(auto_id=True)
     for index, (scene, found) in enumerate(detections):
-        published = tracker.update(found, index / FPS)
+        published = tracker.update(found, index / FPS, image=scene.image_bgr)
         accumulator.update([int(i) for i in scene.ids[present(scene)]],
                            [int(i) for i in published.ids], oks_distance(scene, published))
     return mot_summary(accumulator, frames)

@@ -326,4 +326,5 @@ class CoupledEmbeddingDecoder:
             adjust=params.adjust,
             refine=params.refine,
             joint_order=params.joint_order,
+            refine_min_score=params.refine_min_score,
         )

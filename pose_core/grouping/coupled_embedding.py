@@ -238,15 +238,23 @@ def parse_coupled_embedding(
     adjust: bool = True,
     refine: bool = True,
     joint_order: Sequence[int] | None = None,
+    refine_min_score: float = 0.0,
 ) -> CoupledEmbeddingGrouping:
-    """The whole CE parse of aggregated maps (see the module docstring)."""
+    """The whole CE parse of aggregated maps (see the module docstring); `refine_min_score` > 0
+    refines only the people scoring at least that much (not official; scores are taken
+    before refine)."""
     heatmaps = heatmaps.float()
     order = tuple(joint_order) if joint_order is not None else ce_joint_order(heatmaps.shape[0])
     val_k, loc_k, tag_k = ce_candidates(heatmaps, tags_of_joint, nms_kernel, max_people)
     grouped = ce_match(val_k, loc_k, tag_k, detection_threshold, tag_threshold, order)
     adjusted = ce_adjust(grouped, heatmaps) if adjust else grouped
     scores = np.asarray([float(p[:, 2].mean()) for p in adjusted], np.float64)
-    refined = ce_refine(adjusted, heatmaps, tags_of_joint) if refine else adjusted
+    refined = list(adjusted)
+    if refine:
+        chosen = [i for i, score in enumerate(scores) if score >= refine_min_score]
+        for i, person in zip(chosen, ce_refine([adjusted[i] for i in chosen], heatmaps,
+                                               tags_of_joint)):
+            refined[i] = person
     width = 3 + tag_k.shape[-1]
 
     def stack(people: list[torch.Tensor]) -> np.ndarray:

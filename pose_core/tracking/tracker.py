@@ -9,7 +9,10 @@ confirmed track, then low-score people to the confirmed tracks left (a partly oc
 keeps its id), then the confident people left to the tentative tracks. A track is born
 tentative and gets its id when it has been matched `min_hits` frames in a row (on the first
 frame after a reset, at once); a confirmed track is dropped after `max_misses` frames without a
-match. Ids count up from 0 and are never reused by a tracker, `reset()` included.
+match. Ids count up from 0 and are never reused by a tracker, `reset()` included. Given the
+frame's image (and `appearance_weight` > 0), the similarity also compares the colours along
+each person's limbs with the track's running average of them (`appearance`): two people who
+cross or overlap are close in keypoints but seldom in clothes.
 
 Frames: keypoints in image pixels (x, y, score); time stamps in seconds, non-decreasing.
 """
@@ -24,6 +27,7 @@ from scipy.optimize import linear_sum_assignment
 
 from pose_core.keypoint_specs import KeypointSpec, get_keypoint_spec
 from pose_core.structures import Poses
+from pose_core.tracking.appearance import appearance_similarity, limb_colours
 from pose_core.tracking.one_euro import OneEuroFilter
 from pose_core.tracking.similarity import box_iou_matrix, joint_boxes, oks_matrix
 
@@ -42,7 +46,13 @@ class TrackerConfig:
         keypoint_min_score: joints above this score count in OKS, boxes and velocities.
         min_similarity: smallest similarity of a match (first and third stage).
         low_min_similarity: smallest similarity of a low-score match (second stage).
-        oks_weight: similarity = oks_weight x OKS + (1 - oks_weight) x box IoU.
+        oks_weight: motion similarity = oks_weight x OKS + (1 - oks_weight) x box IoU.
+        appearance_weight: with an image, similarity = (1 - w) x motion similarity + w x
+            appearance similarity (limb colours; the motion similarity alone where a person
+            and a track share no visible limb); 0 ignores images.
+        appearance_scale: Lab distance (OpenCV 8-bit units) at which the appearance
+            similarity is 1/e.
+        appearance_momentum: a track's limb colours = momentum x old + (1 - momentum) x new.
         min_hits: consecutive matched frames before a track is confirmed (gets its id).
         max_misses: frames without a match before a confirmed track is dropped.
         predict_velocity: move each track's joints by their last velocity before matching.
@@ -60,6 +70,9 @@ class TrackerConfig:
     min_similarity: float = 0.2
     low_min_similarity: float = 0.4
     oks_weight: float = 0.5
+    appearance_weight: float = 0.0
+    appearance_scale: float = 20.0
+    appearance_momentum: float = 0.8
     min_hits: int = 2
     max_misses: int = 15
     predict_velocity: bool = True
@@ -73,8 +86,11 @@ class TrackerConfig:
             raise ValueError("TrackerConfig needs 0 <= low_score <= high_score")
         if self.min_hits < 1 or self.max_misses < 0:
             raise ValueError("TrackerConfig needs min_hits >= 1 and max_misses >= 0")
-        if not 0.0 <= self.oks_weight <= 1.0:
-            raise ValueError("TrackerConfig.oks_weight must be in [0, 1]")
+        for name in ("oks_weight", "appearance_weight", "appearance_momentum"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TrackerConfig.{name} must be in [0, 1]")
+        if self.appearance_scale <= 0:
+            raise ValueError("TrackerConfig.appearance_scale must be > 0")
 
     @property
     def spec(self) -> KeypointSpec:
@@ -92,6 +108,19 @@ class _Track:
     hits: int = 1
     misses: int = 0
     smoother: OneEuroFilter | None = field(default=None, repr=False)
+    colours: np.ndarray | None = field(default=None, repr=False)  # (E, 3) limb colours, Lab
+    colours_valid: np.ndarray | None = field(default=None, repr=False)  # (E,) bool
+
+    def observe_colours(self, colours: np.ndarray, valid: np.ndarray, momentum: float) -> None:
+        """Running average of the limb colours seen (a limb seen first is taken as is)."""
+        if self.colours is None or self.colours_valid is None:
+            self.colours, self.colours_valid = colours.copy(), valid.copy()
+            return
+        both = valid & self.colours_valid
+        self.colours[both] = momentum * self.colours[both] + (1 - momentum) * colours[both]
+        first = valid & ~self.colours_valid
+        self.colours[first] = colours[first]
+        self.colours_valid |= valid
 
     def predicted(self, stamp: float) -> np.ndarray:
         moved = self.keypoints.copy()
@@ -127,6 +156,7 @@ class PoseTracker:
         """Forget every track (ids already given are still never reused)."""
         self._tracks: list[_Track] = []
         self._last_stamp: float | None = None
+        self._colours: tuple[np.ndarray, np.ndarray] | None = None  # this frame's limbs
 
     @property
     def num_tracks(self) -> int:
@@ -135,7 +165,12 @@ class PoseTracker:
 
     # ------------------------------------------------------------------------------------
     def update(
-        self, poses: Poses, stamp_seconds: float, *, keep_untracked: bool = False
+        self,
+        poses: Poses,
+        stamp_seconds: float,
+        *,
+        keep_untracked: bool = False,
+        image: np.ndarray | None = None,
     ) -> Poses:
         """The people of this frame that belong to confirmed tracks, with `ids`.
 
@@ -144,6 +179,8 @@ class PoseTracker:
             stamp_seconds: the frame's time; must not be earlier than the previous one.
             keep_untracked: also return the other people (tentative tracks, low-score people
                 without a track) with id -1, so tracking never hides a detection.
+            image: the frame (H, W, 3) uint8 BGR the people were found in, for the appearance
+                cue (`appearance_weight`); None: keypoints only.
 
         Returns:
             Poses (detection order) of the published people: keypoints (smoothed when
@@ -160,6 +197,10 @@ class PoseTracker:
         cfg = self.config
         people = poses.keypoints.astype(np.float64)
         scores = poses.scores.astype(np.float64)
+        self._colours = None
+        if image is not None and cfg.appearance_weight > 0:
+            self._colours = limb_colours(image, people, cfg.spec.skeleton,
+                                         cfg.keypoint_min_score)
         high = np.flatnonzero(scores >= cfg.high_score)
         low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
         confirmed = [t for t in self._tracks if t.track_id >= 0]
@@ -176,23 +217,45 @@ class PoseTracker:
         self._end_unmatched({id(t) for t in matches.values()})
         for d in rest_high:
             track = _Track(people[d].copy(), stamp, np.zeros((people.shape[1], 2)))
+            if self._colours is not None:
+                track.observe_colours(self._colours[0][d], self._colours[1][d],
+                                      cfg.appearance_momentum)
             self._tracks.append(track)
             matches[int(d)] = track
         self._confirm(first_frame)
         return self._published(people, scores, matches, stamp, keep_untracked)
 
     # ------------------------------------------------------------------------------------
-    def _similarity(self, people: np.ndarray, tracks: list[_Track], stamp: float) -> np.ndarray:
+    def _similarity(
+        self, people: np.ndarray, detections: np.ndarray, tracks: list[_Track], stamp: float
+    ) -> np.ndarray:
         cfg = self.config
         predicted = np.stack([
             t.predicted(stamp) if cfg.predict_velocity else t.keypoints for t in tracks
         ])
-        oks = oks_matrix(people, predicted, self._sigmas, cfg.keypoint_min_score)
+        chosen = people[detections]
+        oks = oks_matrix(chosen, predicted, self._sigmas, cfg.keypoint_min_score)
         iou = box_iou_matrix(
-            joint_boxes(people, cfg.keypoint_min_score),
+            joint_boxes(chosen, cfg.keypoint_min_score),
             joint_boxes(predicted, cfg.keypoint_min_score),
         )
-        return cfg.oks_weight * oks + (1.0 - cfg.oks_weight) * iou
+        motion = cfg.oks_weight * oks + (1.0 - cfg.oks_weight) * iou
+        if self._colours is None:
+            return motion
+        num_limbs = self._colours[0].shape[1]
+        track_colours = np.stack([
+            t.colours if t.colours is not None else np.zeros((num_limbs, 3), np.float32)
+            for t in tracks
+        ])
+        track_valid = np.stack([
+            t.colours_valid if t.colours_valid is not None else np.zeros(num_limbs, bool)
+            for t in tracks
+        ])
+        looks = appearance_similarity(self._colours[0][detections],
+                                      self._colours[1][detections], track_colours,
+                                      track_valid, cfg.appearance_scale)
+        looks = np.where(np.isnan(looks), motion, looks)
+        return (1.0 - cfg.appearance_weight) * motion + cfg.appearance_weight * looks
 
     def _associate(
         self,
@@ -207,7 +270,7 @@ class PoseTracker:
         `matches`); returns the detections and tracks left."""
         if not len(detections) or not tracks:
             return np.asarray(detections, np.int64), list(tracks)
-        similarity = self._similarity(people[detections], tracks, stamp)
+        similarity = self._similarity(people, detections, tracks, stamp)
         rows, cols = linear_sum_assignment(-similarity)
         used_d, used_t = set(), set()
         for r, c in zip(rows, cols):
@@ -234,6 +297,9 @@ class PoseTracker:
             track.keypoints, track.velocity, track.stamp = new.copy(), velocity, stamp
             track.hits += 1
             track.misses = 0
+            if self._colours is not None:
+                track.observe_colours(self._colours[0][d], self._colours[1][d],
+                                      self.config.appearance_momentum)
 
     def _end_unmatched(self, matched: set[int]) -> None:
         """Tentative tracks end at their first miss; confirmed ones after `max_misses`."""

@@ -172,3 +172,18 @@ def test_multi_scale_averages_heatmaps_and_keeps_scale_one_tags() -> None:
     assert tags_of_joint(3).shape == (256, 384, 16)
     poses = codec.decode(passes, prepared, slice(0, 1), None)
     assert poses.keypoints.shape[1:] == (17, 3)
+
+
+def test_refine_min_score_refines_only_the_people_scoring_that_much() -> None:
+    data, passes = _synthetic_passes()
+    base = tuple(int(v) for v in data["base_size"])
+    heatmaps, tags_of_joint = ce_aggregate(passes, 0, base, COCO_17.flip_index)
+    everyone = parse_coupled_embedding(heatmaps, tags_of_joint)
+    threshold = float(np.median(everyone.scores))
+    some = parse_coupled_embedding(heatmaps, tags_of_joint, refine_min_score=threshold)
+    chosen = everyone.scores >= threshold
+    assert chosen.any() and (~chosen).any()
+    assert (everyone.refined[~chosen] != everyone.adjusted[~chosen]).any()
+    np.testing.assert_array_equal(some.scores, everyone.scores)
+    np.testing.assert_array_equal(some.refined[chosen], everyone.refined[chosen])
+    np.testing.assert_array_equal(some.refined[~chosen], everyone.adjusted[~chosen])

@@ -389,3 +389,21 @@ def test_refine_first_argmax_on_exact_ties_matches_loop_reference(seed: int) -> 
             refined = refine_people(unrefined, det_t, sampler, sparse_entry_limit=limit,
                                     seed_pixels=seeds)
             np.testing.assert_array_equal(refined, expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_refine_min_score_refines_only_the_people_scoring_that_much(seed: int) -> None:
+    det, tags = _random_scene(seed, num_people=6)
+    det_t, sampler = torch.from_numpy(det), DenseTags(torch.from_numpy(tags))
+    everyone = parse_bottom_up(det_t, sampler, GroupingParams())
+    nobody = parse_bottom_up(det_t, sampler, GroupingParams(refine=False))
+    threshold = float(np.median(everyone.scores))
+    some = parse_bottom_up(det_t, sampler, GroupingParams(refine_min_score=threshold))
+    chosen = everyone.scores >= threshold
+    assert chosen.any() and (~chosen).any()
+    # refine filled joints of both groups, so the test can tell them apart
+    assert (everyone.grouped[chosen, :, 2] != nobody.grouped[chosen, :, 2]).any()
+    assert (everyone.grouped[~chosen, :, 2] != nobody.grouped[~chosen, :, 2]).any()
+    np.testing.assert_array_equal(some.scores, everyone.scores)
+    np.testing.assert_array_equal(some.grouped[chosen], everyone.grouped[chosen])
+    np.testing.assert_array_equal(some.grouped[~chosen], nobody.grouped[~chosen])

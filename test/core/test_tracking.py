@@ -168,3 +168,75 @@ def test_shared_speed_smooths_noisy_joints_of_a_still_person_more() -> None:
         outputs["shared"].append(shared(noisy, k / 30))
     jitter = {key: np.abs(np.diff(np.stack(v)[30:], axis=0)).mean() for key, v in outputs.items()}
     assert jitter["shared"] < 0.6 * jitter["own"]
+
+
+# ------------------------------------------------------------------ appearance
+def _draw(image: np.ndarray, people: np.ndarray, colours: list[tuple[int, int, int]]) -> None:
+    """Each person's limbs as thick lines of its own colour."""
+    import cv2
+
+    from pose_core.keypoint_specs import COCO_17
+
+    for joints, colour in zip(people, colours):
+        for a, b in COCO_17.skeleton:
+            cv2.line(image, (int(joints[a, 0]), int(joints[a, 1])),
+                     (int(joints[b, 0]), int(joints[b, 1])), colour, 7)
+
+
+def test_limb_colours_read_each_limb_and_mark_the_unusable_ones() -> None:
+    from pose_core.keypoint_specs import COCO_17
+    from pose_core.tracking.appearance import appearance_similarity, limb_colours
+
+    image = np.full((240, 320, 3), 128, np.uint8)
+    red, blue = person(40), person(200)
+    _draw(image, np.stack([red, blue]), [(0, 0, 255), (255, 0, 0)])
+    hidden = red.copy()
+    hidden[0, 2] = 0.0  # the nose is not seen: its limbs are not used
+    outside = blue.copy()
+    outside[:, 0] += 400  # the whole person is off the image
+    colours, valid = limb_colours(image, np.stack([red, blue, hidden, outside]),
+                                  COCO_17.skeleton, 0.1)
+    assert colours.shape == (4, len(COCO_17.skeleton), 3)
+    assert valid[0].all() and valid[1].all() and not valid[3].any()
+    uses_nose = np.array([0 in limb for limb in COCO_17.skeleton])
+    assert not valid[2, uses_nose].any() and valid[2, ~uses_nose].all()
+    # OpenCV 8-bit Lab: pure red has a* far above 128, pure blue has b* far below
+    assert np.median(colours[0, :, 1]) > 190 and np.median(colours[1, :, 2]) < 70
+    similarity = appearance_similarity(colours[:2], valid[:2], colours[:2], valid[:2], 20.0)
+    assert similarity[0, 0] == pytest.approx(1.0) and similarity[1, 1] == pytest.approx(1.0)
+    assert similarity[0, 1] < 0.01
+    none = appearance_similarity(colours[:1], valid[:1], colours[3:], valid[3:], 20.0)
+    assert np.isnan(none[0, 0])
+
+
+@pytest.mark.parametrize("appearance_weight", [0.0, 0.6])
+def test_appearance_keeps_ids_when_two_people_swap_places(appearance_weight: float) -> None:
+    """Two people side by side trade places between two frames (crossing unseen): by position
+    alone the ids jump to the other person; with the limb colours they stay with their clothes.
+    """
+    tracker = PoseTracker(appearance_weight=appearance_weight, predict_velocity=False)
+
+    def shown(left: str) -> tuple[Poses, np.ndarray]:
+        people = [person(100), person(135)]
+        colours = [(0, 0, 255), (255, 0, 0)] if left == "red" else [(255, 0, 0), (0, 0, 255)]
+        image = np.full((240, 320, 3), 128, np.uint8)
+        _draw(image, np.stack(people), colours)
+        return frame(*people), image
+
+    for k in range(3):
+        poses, image = shown(left="red")
+        result = tracker.update(poses, k / 30, image=image)
+    red_id, blue_id = ids_by_x(result)
+    poses, image = shown(left="blue")
+    left_id, right_id = ids_by_x(tracker.update(poses, 3 / 30, image=image))
+    if appearance_weight > 0:
+        assert (left_id, right_id) == (blue_id, red_id)
+    else:
+        assert (left_id, right_id) == (red_id, blue_id)
+
+
+def test_appearance_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="appearance_weight"):
+        PoseTracker(appearance_weight=1.5)
+    with pytest.raises(ValueError, match="appearance_scale"):
+        PoseTracker(appearance_scale=0.0)

@@ -131,11 +131,13 @@ def test_grouping_parameters_build_the_grouping_record(monkeypatch: pytest.Monke
     from pose_core.grouping import GroupingParams
     from pose_ros.pose_node import build_estimator
 
-    assert NodeParams().grouping_params() == GroupingParams()
+    # refine skips the people the node drops anyway
+    assert NodeParams().grouping_params() == GroupingParams(
+        refine_min_score=NodeParams().person_min_score)
     params = NodeParams(detection_threshold=0.3, tag_threshold=2.0, max_people=4, refine=False,
-                        device="cpu")
+                        device="cpu", person_min_score=0.4)
     expected = GroupingParams(detection_threshold=0.3, tag_threshold=2.0, max_people=4,
-                              refine=False)
+                              refine=False, refine_min_score=0.4)
     assert params.grouping_params() == expected
     calls: list[dict] = []
 
@@ -152,7 +154,7 @@ def test_grouping_parameters_build_the_grouping_record(monkeypatch: pytest.Monke
     grouping = {k: v for k, v in calls[1].items() if k in GroupingParams.__dataclass_fields__}
     assert GroupingParams(**grouping) == GroupingParams(
         detection_threshold=0.3, tag_threshold=2.0, max_people=4, refine=False, adjust=False,
-        nms_kernel=3)
+        nms_kernel=3, refine_min_score=0.4)
 
 
 def test_top_down_models_are_refused_with_the_reason() -> None:

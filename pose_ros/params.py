@@ -91,7 +91,7 @@ class NodeParams:
     track_low_score: float = 0.1
     track_min_hits: int = 2
     track_max_misses: int = 15
-    track_appearance_weight: float = 0.0
+    track_appearance_weight: float = 0.3
     track_publish_untracked: bool = True
     smoothing: bool = False
     smoothing_min_cutoff: float = 0.5

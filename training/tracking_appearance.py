@@ -11,6 +11,9 @@ evaluation seeds kept apart), the shipped model runs once with the node's settin
   association would reach on these detections, i.e. what misses and false people cost.
 
 All scored with motmetrics as `evaluate_tracking.py` scores them (IDF1, MOTA, id switches).
+`--cache DIR` keeps each video's detections (pickles of `evaluate_tracking.detect`'s output,
+`model_seed<S>_walkers<W>_frames<F>.pkl`) so that a rerun tracks the same people again without
+running the network.
 
     ./env.sh python training/tracking_appearance.py --tuning-seeds 1 4 5 \\
         --evaluation-seeds 0 2 3 --json docs/tracking_runs/appearance.json
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import pickle
 import statistics
 
 import motmetrics as mm
@@ -71,13 +75,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--walkers", type=int, default=4)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--json", type=pathlib.Path, required=True)
+    parser.add_argument("--cache", type=pathlib.Path, default=None,
+                        help="folder for the model's detections per video (read if present)")
     args = parser.parse_args(argv)
     estimator = PoseEstimator(DEFAULT_MODEL, flip_test=False, scales=(1.0,))  # the node's
     rows = []
     for role, seeds in (("tuning", args.tuning_seeds), ("evaluation", args.evaluation_seeds)):
         for seed in seeds:
             video = SyntheticVideo(640, 480, num_people=args.walkers, fps=FPS, seed=seed)
-            detections = detect(video, args.frames, estimator)
+            cached = (args.cache / f"model_seed{seed}_walkers{args.walkers}_frames{args.frames}.pkl"
+                      if args.cache else None)
+            if cached is not None and cached.exists():
+                detections = pickle.loads(cached.read_bytes())
+            else:
+                detections = detect(video, args.frames, estimator)
+                if cached is not None:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    cached.write_bytes(pickle.dumps(detections))
             truth = detect(video, args.frames, None)
             row = {"role": role, "seed": seed, "oracle": oracle(detections)}
             for weight in (0.0, *args.weights):

@@ -49,7 +49,8 @@ class TrackerConfig:
         oks_weight: motion similarity = oks_weight x OKS + (1 - oks_weight) x box IoU.
         appearance_weight: with an image, similarity = (1 - w) x motion similarity + w x
             appearance similarity (limb colours; the motion similarity alone where a person
-            and a track share no visible limb); 0 ignores images.
+            and a track share no visible limb); 0 ignores images. 0.3 was chosen on tuning
+            videos (training/tracking_appearance.py, docs/tracking.md).
         appearance_scale: Lab distance (OpenCV 8-bit units) at which the appearance
             similarity is 1/e.
         appearance_momentum: a track's limb colours = momentum x old + (1 - momentum) x new.
@@ -70,7 +71,7 @@ class TrackerConfig:
     min_similarity: float = 0.2
     low_min_similarity: float = 0.4
     oks_weight: float = 0.5
-    appearance_weight: float = 0.0
+    appearance_weight: float = 0.3
     appearance_scale: float = 20.0
     appearance_momentum: float = 0.8
     min_hits: int = 2

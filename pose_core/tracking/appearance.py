@@ -36,7 +36,7 @@ def limb_colours(
     """Median Lab colour of each limb of each person.
 
     Args:
-        image_bgr: (H, W, 3) uint8 frame.
+        image_bgr: (H, W, 3) uint8 BGR frame, or (H, W) grey.
         keypoints: (P, J, 3) x, y, score in the frame's pixels.
         skeleton: E limbs as (joint, joint) pairs.
         min_score: joints at or below it are not used.
@@ -44,8 +44,12 @@ def limb_colours(
     Returns:
         colours (P, E, 3) float32 (0 where invalid) and valid (P, E) bool.
     """
-    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-        raise ValueError(f"limb_colours needs an (H, W, 3) image, got {image_bgr.shape}")
+    if image_bgr.ndim == 2 or (image_bgr.ndim == 3 and image_bgr.shape[2] == 1):
+        image_bgr = cv2.cvtColor(np.ascontiguousarray(image_bgr), cv2.COLOR_GRAY2BGR)
+    # TypeError, not ValueError: callers read a ValueError of the tracker as a time jump
+    if image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise TypeError("limb_colours needs an (H, W, 3) BGR or (H, W) grey uint8 image, got "
+                        f"{image_bgr.dtype} {image_bgr.shape}")
     people = np.asarray(keypoints, np.float64)
     num_people, num_limbs = people.shape[0], len(skeleton)
     colours = np.zeros((num_people, num_limbs, 3), np.float32)

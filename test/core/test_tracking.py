@@ -207,6 +207,10 @@ def test_limb_colours_read_each_limb_and_mark_the_unusable_ones() -> None:
     assert similarity[0, 1] < 0.01
     none = appearance_similarity(colours[:1], valid[:1], colours[3:], valid[3:], 20.0)
     assert np.isnan(none[0, 0])
+    grey, grey_valid = limb_colours(image[:, :, 1], np.stack([red]), COCO_17.skeleton, 0.1)
+    assert grey_valid.all() and np.allclose(grey[0, :, 1:], 128, atol=1)  # no colour in grey
+    with pytest.raises(TypeError, match="uint8"):
+        limb_colours(image.astype(np.float32), np.stack([red]), COCO_17.skeleton, 0.1)
 
 
 @pytest.mark.parametrize("appearance_weight", [0.0, 0.6])

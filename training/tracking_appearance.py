@@ -35,17 +35,8 @@ from evaluate_tracking import FPS, detect, mot_summary, oks_distance, present  #
 from pose_core.data.synthetic import SyntheticVideo
 from pose_core.default_model import DEFAULT_MODEL
 from pose_core.inference import PoseEstimator
-from pose_core.tracking import PoseTracker, TrackerConfig
-
-
-def tracked(detections: list, config: TrackerConfig) -> dict[str, float]:
-    tracker = PoseTracker(config)
-    accumulator = mm.MOTAccumulator(auto_id=True)
-    for index, (scene, found) in enumerate(detections):
-        published = tracker.update(found, index / FPS, image=scene.image_bgr)
-        accumulator.update([int(i) for i in scene.ids[present(scene)]],
-                           [int(i) for i in published.ids], oks_distance(scene, published))
-    return mot_summary(accumulator, len(detections))
+from pose_core.tracking import TrackerConfig
+from tune_tracker import track  # training/
 
 
 def oracle(detections: list) -> dict[str, float]:
@@ -96,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
             row = {"role": role, "seed": seed, "oracle": oracle(detections)}
             for weight in (0.0, *args.weights):
                 config = TrackerConfig(appearance_weight=weight)
-                row[f"appearance {weight}"] = tracked(detections, config)
-                row[f"appearance {weight}, ground truth"] = tracked(truth, config)
+                row[f"appearance {weight}"] = track(detections, config, args.frames)
+                row[f"appearance {weight}, ground truth"] = track(truth, config, args.frames)
             rows.append(row)
             print(json.dumps({"seed": seed, **{k: round(v["idf1"], 3) for k, v in row.items()
                                                if isinstance(v, dict)}}), flush=True)

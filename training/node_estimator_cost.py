@@ -31,16 +31,14 @@ from tqdm import tqdm
 from pose_ros.node_benchmark import checkpoint_entry, split_entry_values
 from pose_ros.params import NodeParams
 from pose_ros.pose_node import build_estimator
-from tune_node_thresholds import render_clip  # training/
+from tune_node_thresholds import add_clip_arguments, render_clip  # training/
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # the tuning clip of tune_node_thresholds.py (its --checkpoint is replaced by the entries)
-    parser.add_argument("--frames", type=int, default=120)
-    parser.add_argument("--seed", type=int, default=500, help="clip seed (the demo uses 0)")
-    parser.add_argument("--people", type=int, default=4)
-    parser.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
+    # the tuning clip of tune_node_thresholds.py; the weights are the entries
+    parser = add_clip_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]),
+                                weights=False)
+    parser.set_defaults(frames=120)
     parser.add_argument("--checkpoints", nargs="+", required=True,
                         help="entries PATH[@name=value,...] ('' = the shipped weights)")
     parser.add_argument("--backend", default="onnxruntime")

@@ -31,14 +31,17 @@ PERSON_MIN_SCORES = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 KEYPOINT_MIN_SCORES = (0.1, 0.2, 0.3, 0.4, 0.5)
 
 
-def add_clip_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The tuning clip and weights (`--frames --seed --people --size --checkpoint`), shared with
-    `tune_node_grouping.py`."""
+def add_clip_arguments(
+    parser: argparse.ArgumentParser, weights: bool = True
+) -> argparse.ArgumentParser:
+    """The tuning clip (`--frames --seed --people --size`) and, with `weights`, the weights
+    (`--checkpoint`); shared with `tune_node_grouping.py` and `node_estimator_cost.py`."""
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--seed", type=int, default=500, help="clip seed (the demo uses 0)")
     parser.add_argument("--people", type=int, default=4)
     parser.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
-    parser.add_argument("--checkpoint", default="", help="weights ('' = the shipped ones)")
+    if weights:
+        parser.add_argument("--checkpoint", default="", help="weights ('' = the shipped ones)")
     return parser
 
 

@@ -157,7 +157,6 @@ class PoseTracker:
         """Forget every track (ids already given are still never reused)."""
         self._tracks: list[_Track] = []
         self._last_stamp: float | None = None
-        self._colours: tuple[np.ndarray, np.ndarray] | None = None  # this frame's limbs
 
     @property
     def num_tracks(self) -> int:
@@ -198,29 +197,28 @@ class PoseTracker:
         cfg = self.config
         people = poses.keypoints.astype(np.float64)
         scores = poses.scores.astype(np.float64)
-        self._colours = None
+        colours = None  # this frame's limb colours (and validity), for the appearance cue
         if image is not None and cfg.appearance_weight > 0:
-            self._colours = limb_colours(image, people, cfg.spec.skeleton,
-                                         cfg.keypoint_min_score)
+            colours = limb_colours(image, people, cfg.spec.skeleton, cfg.keypoint_min_score)
         high = np.flatnonzero(scores >= cfg.high_score)
         low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
         confirmed = [t for t in self._tracks if t.track_id >= 0]
         tentative = [t for t in self._tracks if t.track_id < 0]
         matches: dict[int, _Track] = {}  # detection -> its track
         rest_high, rest_confirmed = self._associate(
-            people, high, confirmed, stamp, cfg.min_similarity, matches
+            people, high, confirmed, stamp, cfg.min_similarity, matches, colours
         )
-        _, _ = self._associate(people, low, rest_confirmed, stamp, cfg.low_min_similarity, matches)
+        _, _ = self._associate(people, low, rest_confirmed, stamp, cfg.low_min_similarity,
+                               matches, colours)
         rest_high, _ = self._associate(
-            people, rest_high, tentative, stamp, cfg.min_similarity, matches
+            people, rest_high, tentative, stamp, cfg.min_similarity, matches, colours
         )
-        self._apply_matches(people, matches, stamp)
+        self._apply_matches(people, matches, stamp, colours)
         self._end_unmatched({id(t) for t in matches.values()})
         for d in rest_high:
             track = _Track(people[d].copy(), stamp, np.zeros((people.shape[1], 2)))
-            if self._colours is not None:
-                track.observe_colours(self._colours[0][d], self._colours[1][d],
-                                      cfg.appearance_momentum)
+            if colours is not None:
+                track.observe_colours(colours[0][d], colours[1][d], cfg.appearance_momentum)
             self._tracks.append(track)
             matches[int(d)] = track
         self._confirm(first_frame)
@@ -228,7 +226,12 @@ class PoseTracker:
 
     # ------------------------------------------------------------------------------------
     def _similarity(
-        self, people: np.ndarray, detections: np.ndarray, tracks: list[_Track], stamp: float
+        self,
+        people: np.ndarray,
+        detections: np.ndarray,
+        tracks: list[_Track],
+        stamp: float,
+        colours: tuple[np.ndarray, np.ndarray] | None,
     ) -> np.ndarray:
         cfg = self.config
         predicted = np.stack([
@@ -241,9 +244,9 @@ class PoseTracker:
             joint_boxes(predicted, cfg.keypoint_min_score),
         )
         motion = cfg.oks_weight * oks + (1.0 - cfg.oks_weight) * iou
-        if self._colours is None:
+        if colours is None:
             return motion
-        num_limbs = self._colours[0].shape[1]
+        num_limbs = colours[0].shape[1]
         track_colours = np.stack([
             t.colours if t.colours is not None else np.zeros((num_limbs, 3), np.float32)
             for t in tracks
@@ -252,9 +255,8 @@ class PoseTracker:
             t.colours_valid if t.colours_valid is not None else np.zeros(num_limbs, bool)
             for t in tracks
         ])
-        looks = appearance_similarity(self._colours[0][detections],
-                                      self._colours[1][detections], track_colours,
-                                      track_valid, cfg.appearance_scale)
+        looks = appearance_similarity(colours[0][detections], colours[1][detections],
+                                      track_colours, track_valid, cfg.appearance_scale)
         looks = np.where(np.isnan(looks), motion, looks)
         return (1.0 - cfg.appearance_weight) * motion + cfg.appearance_weight * looks
 
@@ -266,12 +268,13 @@ class PoseTracker:
         stamp: float,
         min_similarity: float,
         matches: dict[int, _Track],
+        colours: tuple[np.ndarray, np.ndarray] | None,
     ) -> tuple[np.ndarray, list[_Track]]:
         """Optimal matching of `detections` to `tracks` above `min_similarity` (into
         `matches`); returns the detections and tracks left."""
         if not len(detections) or not tracks:
             return np.asarray(detections, np.int64), list(tracks)
-        similarity = self._similarity(people, detections, tracks, stamp)
+        similarity = self._similarity(people, detections, tracks, stamp, colours)
         rows, cols = linear_sum_assignment(-similarity)
         used_d, used_t = set(), set()
         for r, c in zip(rows, cols):
@@ -283,7 +286,11 @@ class PoseTracker:
         return left_d, [t for j, t in enumerate(tracks) if j not in used_t]
 
     def _apply_matches(
-        self, people: np.ndarray, matches: dict[int, _Track], stamp: float
+        self,
+        people: np.ndarray,
+        matches: dict[int, _Track],
+        stamp: float,
+        colours: tuple[np.ndarray, np.ndarray] | None,
     ) -> None:
         min_score = self.config.keypoint_min_score
         for d, track in matches.items():
@@ -298,8 +305,8 @@ class PoseTracker:
             track.keypoints, track.velocity, track.stamp = new.copy(), velocity, stamp
             track.hits += 1
             track.misses = 0
-            if self._colours is not None:
-                track.observe_colours(self._colours[0][d], self._colours[1][d],
+            if colours is not None:
+                track.observe_colours(colours[0][d], colours[1][d],
                                       self.config.appearance_momentum)
 
     def _end_unmatched(self, matched: set[int]) -> None:

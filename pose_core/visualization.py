@@ -11,7 +11,12 @@ import numpy as np
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
 
-__all__ = ["contact_sheet", "draw_poses", "person_color"]
+__all__ = ["DRAW_PERSON_SCORE", "contact_sheet", "draw_poses", "person_color"]
+
+# people scoring below this are not drawn by default: the official parser also returns the
+# low-score fragments it finds in the background (COCO AP wants them, a viewer does not); 0.25 is
+# the node's `person_min_score`. A model may draw at its own cut (`ModelInfo.draw_person_score`).
+DRAW_PERSON_SCORE = 0.25
 
 # colour keys of people without a track id start here (tracked ids count up from 0)
 UNTRACKED_COLOUR_OFFSET = 1000
@@ -35,17 +40,21 @@ def draw_poses(
     spec: KeypointSpec,
     *,
     min_score: float = 0.0,
+    min_person_score: float = DRAW_PERSON_SCORE,
     radius: int = 3,
     thickness: int = 2,
     draw_scores: bool = False,
 ) -> np.ndarray:
-    """Skeletons of every person on a copy of the image.
+    """Skeletons of the people scoring at least `min_person_score` on a copy of the image.
 
     Args:
         image_bgr: (H, W, 3) uint8 BGR.
         poses: keypoints in this image's pixels.
         spec: layout (skeleton) of the keypoints.
         min_score: joints with a value not above it are not drawn.
+        min_person_score: people with a lower score are not drawn (0: everyone; people already
+            filtered, e.g. by the node's `person_min_score`, can pass 0). A model's own cut:
+            `PoseEstimator.info.draw_person_score` (higher for the shipped synthetic model).
         radius: joint circle radius (px).
         thickness: limb line width (px).
         draw_scores: write each person's score next to its first drawn joint.
@@ -61,6 +70,8 @@ def draw_poses(
     height, width = canvas.shape[:2]
     limit = 4 * max(height, width)
     for index, person in enumerate(poses.keypoints):
+        if poses.scores[index] < np.float32(min_person_score):  # as Poses.with_min_score
+            continue
         # tracked people keep their colour from frame to frame; people without an id (-1)
         # get one each by their place in the list
         track_id = -1 if poses.ids is None else int(poses.ids[index])

@@ -12,6 +12,7 @@ Topics: camera "" (the default single camera) uses `image`, `people`, ...; camer
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +23,8 @@ from std_msgs.msg import Header
 from pose_core.depth import keypoints_from_depth
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
-from pose_core.tracking import PoseTracker, TrackerConfig
-from pose_ros.depth_input import DepthPairer, camera_model
+from pose_core.tracking import PoseTracker, StampWentBack, TrackerConfig
+from pose_ros.depth_input import DepthPairer, camera_info_size_problem, camera_model
 from pose_ros.diagnostics import NodeStatistics
 from pose_ros.image_conversion import bgr_to_image
 from pose_ros.marker_conversion import poses_to_markers
@@ -73,6 +74,8 @@ def tracker_config(params: NodeParams, spec: KeypointSpec) -> TrackerConfig:
         smoothing=params.smoothing,
         min_cutoff=params.smoothing_min_cutoff,
         beta=params.smoothing_beta,
+        predict_velocity=params.track_predict_velocity,
+        joint_gate_speed=params.track_joint_gate_speed,
     )
 
 
@@ -99,6 +102,9 @@ class CameraChannel:
     builder_3d: PersonArrayBuilder | None = None
     depth_counts: dict[str, int] = field(default_factory=dict)
     depth_warning: str = ""  # the latest depth problem since the last diagnostics report
+    depth_last_problem: str = ""  # the latest depth problem ever (a diagnostics value)
+    # the depth callback and the worker write the three above while the diagnostics timer reads
+    depth_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def topic(self, base: str) -> str:
         """`base` under this camera's namespace."""
@@ -114,18 +120,20 @@ class CameraChannel:
             self._reset_tracker()
         self.image_wh = (width, height)
         if not params.tracking:
-            self.tracker = None
+            if self.tracker is not None:
+                self.tracker.reset()  # kept, so that ids are never given twice on this topic
             return poses
         config = tracker_config(params, spec)
         if self.tracker is None:
             self.tracker = PoseTracker(config)
         elif self.tracker.config != config:
             self.tracker.reconfigure(config)
-        stamp = stamp_seconds(frame.header)
+        # a camera that leaves its stamps unset (0): the time the frame arrived
+        stamp = stamp_seconds(frame.header) or frame.received
         keep = params.track_publish_untracked
         try:
             return self.tracker.update(poses, stamp, keep_untracked=keep, image=frame.image_bgr)
-        except ValueError:  # the stamp went back in time
+        except StampWentBack:
             self._reset_tracker()
             return self.tracker.update(poses, stamp, keep_untracked=keep, image=frame.image_bgr)
 
@@ -166,14 +174,32 @@ class CameraChannel:
         age = stamp_age(frame.header, now_seconds)
         if age is not None:
             stages["total"] = age
-        self.stats.record_processed(stages, len(poses))
         if self.depth is not None:
+            depth_started = time.perf_counter()
             self._publish_3d(frame, poses, spec, params)
+            stages["depth"] = time.perf_counter() - depth_started
+        self.stats.record_processed(stages, len(poses))
 
     # ------------------------------------------------------------------ depth
-    def _depth_problem(self, key: str, warning: str) -> None:
-        self.depth_counts[key] = self.depth_counts.get(key, 0) + 1
-        self.depth_warning = warning
+    def count_depth(self, key: str, warning: str = "") -> None:
+        """Count a depth event; with `warning`, a problem that diagnostics report once."""
+        with self.depth_lock:
+            self.depth_counts[key] = self.depth_counts.get(key, 0) + 1
+            if warning:
+                self.depth_warning = self.depth_last_problem = warning
+
+    def take_depth_warning(self) -> str:
+        """The latest depth problem since the previous call ('' if none); clears it."""
+        with self.depth_lock:
+            warning, self.depth_warning = self.depth_warning, ""
+            return warning
+
+    def _depth_topic(self) -> str:
+        """The depth image topic as subscribed (fully qualified), else its relative name."""
+        for subscription in self.depth_subscriptions:
+            if subscription.topic_name.endswith("depth/image"):
+                return subscription.topic_name
+        return self.topic("depth/image")
 
     def _publish_3d(
         self, frame: Frame, poses: Poses, spec: KeypointSpec, params: NodeParams
@@ -190,13 +216,19 @@ class CameraChannel:
         depth CameraInfo; any problem is counted (False) and the 2D output is unaffected."""
         assert self.depth is not None
         self.depth.tolerance_s = params.depth_sync_tolerance
-        reading = self.depth.match(stamp_seconds(frame.header))
+        # depth that comes a little after its colour frame is waited for (up to the tolerance)
+        reading = self.depth.match(stamp_seconds(frame.header),
+                                   wait_s=params.depth_sync_tolerance)
         if reading is None:
-            self._depth_problem("depth_missing", "no depth image within the sync tolerance")
+            if self.depth.received == 0:
+                warning = f"no depth image received on {self._depth_topic()} yet"
+            else:
+                warning = "no depth image within the sync tolerance"
+            self.count_depth("depth_missing", warning)
             return False
         height, width = frame.image_bgr.shape[:2]
         if reading.depth.shape != (height, width):
-            self._depth_problem(
+            self.count_depth(
                 "depth_size_mismatch",
                 f"depth {reading.depth.shape[1]}x{reading.depth.shape[0]} is not aligned with "
                 f"the {width}x{height} colour image",
@@ -204,23 +236,31 @@ class CameraChannel:
             return False
         info = self.depth.info
         if info is None:
-            self._depth_problem("depth_info_missing", "no depth/camera_info received")
+            self.count_depth("depth_info_missing", "no depth/camera_info received")
+            return False
+        problem = camera_info_size_problem(info, reading.depth.shape)
+        if problem:
+            self.count_depth("depth_info_size_mismatch", problem)
             return False
         k, distortion, problem = camera_model(info)
         if problem:
-            self._depth_problem("depth_info_invalid", problem)
+            self.count_depth("depth_info_invalid", problem)
             return False
-        positions, valid = keypoints_from_depth(
-            poses.keypoints, reading.depth, k, reading.unit, distortion,
-            max_offset=params.depth_max_offset,
-        )
+        try:
+            positions, valid = keypoints_from_depth(
+                poses.keypoints, reading.depth, k, reading.unit, distortion,
+                max_offset=params.depth_max_offset,
+            )
+        except ValueError as error:  # input the checks above let through: counted, node stays
+            self.count_depth("depth_rejected", f"depth not usable: {error}")
+            return False
         if self.builder_3d is None or self.builder_3d.spec != spec:
             self.builder_3d = PersonArrayBuilder(spec)
         header = Header(stamp=frame.header.stamp, frame_id=reading.frame_id)
         message = self.builder_3d.build(poses, header, (width, height), positions, valid)
         if self.people_3d_publisher is not None:
             self.people_3d_publisher.publish(message)
-        self.depth_counts["depth_paired"] = self.depth_counts.get("depth_paired", 0) + 1
+        self.count_depth("depth_paired")
         self._publish_markers(frame, poses, spec, params, header, positions, valid)
         return True
 
@@ -236,7 +276,9 @@ class CameraChannel:
         ):
             from pose_core.visualization import draw_poses
 
-            drawn = draw_poses(frame.image_bgr, poses, spec, min_score=params.keypoint_min_score)
+            # the published people, all of them (person_min_score already chose them)
+            drawn = draw_poses(frame.image_bgr, poses, spec, min_score=params.keypoint_min_score,
+                               min_person_score=0.0)
             annotated.publish(bgr_to_image(drawn, frame.header))
         if self.depth is None:  # with depth, the 3D stage publishes the markers
             self._publish_markers(frame, poses, spec, params)
@@ -280,5 +322,11 @@ class CameraChannel:
             "image_size_changes": str(self.size_changes),
             "frames_stale": str(self.stale_dropped),
             "image_size": "" if self.image_wh is None else f"{self.image_wh[0]}x{self.image_wh[1]}",
-            **{key: str(value) for key, value in sorted(self.depth_counts.items())},
+            **{key: str(count) for key, count in sorted(self._depth_counts_copy().items())},
         }
+
+    def _depth_counts_copy(self) -> dict[str, int | str]:
+        if self.depth is None:
+            return {}
+        with self.depth_lock:
+            return {**self.depth_counts, "depth_last_problem": self.depth_last_problem}

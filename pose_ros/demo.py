@@ -30,6 +30,13 @@ fast as its own network and grouping allow (10 frames/s at the default rate 10, 
 `--loop-frames N` replays the first N frames from memory (the camera's `loop_frames`), which
 makes a camera tick cost <1 ms; without it every frame is new, as an evaluation wants.
 
+Depth: `--depth` makes the camera also publish its aligned depth and depth CameraInfo
+(`publish_depth`) and runs the node with `depth: true`; the demo counts the `people_3d`
+messages and keypoint positions and, with the evaluation, prints the median 3D keypoint error
+against the camera's exact 3D truth:
+
+    ./env.sh python -m pose_ros.demo --depth --eval-frames 50 --out outputs/demo_depth
+
 DDS: the recommended profile (`config/fastdds_shm.xml`) is used when found (an explicit
 `--dds-profile`, the FASTDDS_DEFAULT_PROFILES_FILE variable, or the installed package's share
 directory); the demo works without it.
@@ -45,12 +52,14 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections import deque
 from pathlib import Path
 
 import cv2
 import numpy as np
 import rclpy
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -58,12 +67,19 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from pose_core.default_model import SyntheticModelWarning
 from pose_core.evaluation.frame_scoring import FrameScorer
 from pose_core.visualization import contact_sheet
-from pose_ros.demo_evaluation import DemoEvaluation, evaluation_line, missed_goals
+from pose_ros.demo_evaluation import (
+    DemoEvaluation,
+    evaluation_3d_line,
+    evaluation_line,
+    missed_goals,
+)
 from pose_ros.diagnostics import status_values
 from pose_ros.image_conversion import ImageRejected, image_to_bgr
 from pose_ros.msg import PersonArray
+from pose_ros.params import NodeParams
 from pose_ros.pose_node import PoseNode
 from pose_ros.synthetic_camera import MAX_CACHED_FRAMES, SyntheticCameraNode
 
@@ -96,11 +112,13 @@ class DemoMonitor(Node):
         save_period: seconds between saved frames.
         evaluation: scores each PersonArray against the in-process camera's ground truth
             (None: no scoring, e.g. the camera runs in another process).
+        depth: also subscribe `people_3d` and count its messages and keypoint positions.
         **kwargs: passed to `rclpy.node.Node`.
     """
 
     def __init__(self, out_dir: Path, save_period: float,
-                 evaluation: DemoEvaluation | None = None, **kwargs: object) -> None:
+                 evaluation: DemoEvaluation | None = None, depth: bool = False,
+                 **kwargs: object) -> None:
         super().__init__("pose_demo_monitor", **kwargs)
         self.out_dir = out_dir
         self.save_period = save_period
@@ -114,8 +132,13 @@ class DemoMonitor(Node):
         self.saved: list[str] = []
         self._last_save = -1e9
         self.diagnostics: dict[str, str] = {}
+        self.depth = depth
+        self.people_3d_messages = 0
+        self.positions_3d = 0  # keypoints with a 3D position, all people_3d messages
         reliable = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
         self.create_subscription(PersonArray, "people", self._on_people, reliable)
+        if depth:
+            self.create_subscription(PersonArray, "people_3d", self._on_people_3d, reliable)
         self.create_subscription(Image, "annotated_image", self._on_annotated, reliable)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
 
@@ -130,6 +153,14 @@ class DemoMonitor(Node):
             self.people_messages += 1
         if self.evaluation is not None:
             self.evaluation.score(msg)
+
+    def _on_people_3d(self, msg: PersonArray) -> None:
+        positions = sum(k.has_position for person in msg.people for k in person.keypoints)
+        with self._lock:
+            self.people_3d_messages += 1
+            self.positions_3d += positions
+        if self.evaluation is not None:
+            self.evaluation.score_3d(msg)
 
     def _on_annotated(self, msg: Image) -> None:
         now = time.monotonic()
@@ -160,6 +191,8 @@ class DemoMonitor(Node):
             diagnostics = dict(self.diagnostics)
             people = self.people_count
             messages = self.people_messages
+            depth = ({"people_3d_messages": self.people_3d_messages,
+                      "positions_3d": self.positions_3d} if self.depth else {})
         rate = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 else 0.0
         return {
             "people_rate_hz": rate,
@@ -171,6 +204,7 @@ class DemoMonitor(Node):
             "frames_dropped": int(diagnostics.get("frames_dropped", 0)),
             "frames_rejected": int(diagnostics.get("frames_rejected", 0)),
             "device": diagnostics.get("device", "?"),
+            **depth,
         }
 
 
@@ -202,6 +236,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--two-processes", action="store_true",
                         help="run the camera in a child process (images cross DDS)")
     parser.add_argument("--dds-profile", default=None, help="Fast DDS XML profile")
+    parser.add_argument("--depth", action="store_true",
+                        help="the camera also publishes aligned depth, the node people_3d; "
+                             "counted, and scored against the exact 3D truth")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                        type=_node_parameter,
+                        help="any other pose node parameter (docs/ros.md), as ros2 run's "
+                             "-p name:=value (YAML values: 0.5, true, [1.0, 1.5]); repeatable")
     parser.add_argument("--min-recall", type=float, default=0.0,
                         help="exit 3 when people recall (OKS >= 0.5) ends below this")
     parser.add_argument("--min-precision", type=float, default=0.0,
@@ -227,11 +268,26 @@ def _pose_overrides(args: argparse.Namespace) -> list[Parameter]:
     ]
     if args.model:
         overrides.append(Parameter("model", value=args.model))
-    return overrides
+    if args.depth:
+        overrides.append(Parameter("depth", value=True))
+    return overrides + list(args.param)
+
+
+def _node_parameter(text: str) -> Parameter:
+    """'name:=value' (value read as YAML, as `ros2 run ... -p` reads it) -> a Parameter."""
+    name, separator, value = text.partition(":=")
+    if not separator or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME:=VALUE, got {text!r}")
+    name, value = name.strip(), yaml.safe_load(value)
+    default = getattr(NodeParams(), name, None)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # 0 for a float parameter, as a user would write it
+    return Parameter(name, value=value)
 
 
 def _camera_overrides(args: argparse.Namespace) -> list[Parameter]:
-    return [
+    depth = [Parameter("publish_depth", value=True)] if args.depth else []
+    return depth + [
         Parameter("width", value=args.width),
         Parameter("height", value=args.height),
         Parameter("rate", value=float(args.rate)),
@@ -294,7 +350,11 @@ def run(args: argparse.Namespace) -> int:
             )
             nodes.append(camera)
         try:
-            pose = PoseNode(context=context, parameter_overrides=_pose_overrides(args))
+            with warnings.catch_warnings():
+                # the demo's camera is the synthetic world the shipped model was trained on:
+                # its real-photograph warning does not apply here
+                warnings.simplefilter("ignore", SyntheticModelWarning)
+                pose = PoseNode(context=context, parameter_overrides=_pose_overrides(args))
         except ValueError as error:
             print(f"invalid parameters: {error}", file=sys.stderr)
             return 2
@@ -308,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
                                  keypoint_min_score=float(pose.params.keypoint_min_score))
             evaluation = DemoEvaluation(nodes[0], scorer, max_frames=args.eval_frames)
         monitor = DemoMonitor(args.out, args.save_period, evaluation=evaluation,
-                              context=context)
+                              depth=args.depth, context=context)
         nodes.append(monitor)
         for node in nodes:
             executor.add_node(node)
@@ -337,7 +397,9 @@ def run(args: argparse.Namespace) -> int:
                     f"  people {s['people_last']:2d}  dropped {s['frames_dropped']}"
                     f"  rejected {s['frames_rejected']}  saved {len(monitor.saved)}"
                     + (f"  scored {evaluation.frames_scored}/{args.eval_frames}"
-                       if evaluation is not None and args.eval_frames else ""),
+                       if evaluation is not None and args.eval_frames else "")
+                    + (f"  people_3d {s['people_3d_messages']} ({s['positions_3d']} positions)"
+                       if args.depth else ""),
                     flush=True,
                 )
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -391,6 +453,11 @@ def _write_summary(
         f"({processed_rate:.1f} processed frames/s), {len(monitor.saved)} frames saved to "
         f"{args.out}/"
     )
+    if args.depth:
+        print(f"people_3d: {summary['people_3d_messages']} messages, "
+              f"{summary['positions_3d']} keypoint positions")
+        if evaluation is not None and evaluation.get("frames_3d"):
+            print(evaluation_3d_line(evaluation))
     if evaluation is None:
         print("evaluation: not scored (the camera runs in another process)")
         return 0

@@ -5,7 +5,10 @@ stamp, `SyntheticCameraNode.ground_truth`) and scores it with
 `pose_core.evaluation.FrameScorer` (people recall and precision at OKS >= 0.5, keypoint error in
 input-image pixels, wrong-person edges among the drawn ones). With `max_frames` it scores that
 many frames and no more, so an `--eval-frames N` run reports exactly N frames.
-`evaluation_line` and `missed_goals` turn the totals into the demo's printed line and exit
+With depth (`--depth`), `score_3d` scores each `people_3d` message against the frame's exact 3D
+keypoints (`SyntheticCameraNode.ground_truth_positions`): people matched to the truth by OKS as
+above, the error of every visible joint that got a position. `evaluation_line`,
+`evaluation_3d_line` and `missed_goals` turn the totals into the demo's printed lines and exit
 status.
 """
 
@@ -13,12 +16,14 @@ from __future__ import annotations
 
 import threading
 
-from pose_core.evaluation.frame_scoring import FrameScorer
+import numpy as np
+
+from pose_core.evaluation.frame_scoring import FrameScorer, match_people, position_errors
 from pose_ros.msg import PersonArray
-from pose_ros.pose_conversion import person_array_to_poses
+from pose_ros.pose_conversion import person_array_positions, person_array_to_poses
 from pose_ros.synthetic_camera import SyntheticCameraNode
 
-__all__ = ["DemoEvaluation", "evaluation_line", "missed_goals"]
+__all__ = ["DemoEvaluation", "evaluation_3d_line", "evaluation_line", "missed_goals"]
 
 
 class DemoEvaluation:
@@ -40,6 +45,8 @@ class DemoEvaluation:
         self.max_frames = max_frames
         self.frames_without_truth = 0
         self.frames_after_limit = 0
+        self.frames_3d = 0  # people_3d messages scored
+        self.errors_3d: list[float] = []  # metres
         self._lock = threading.Lock()
 
     @property
@@ -64,13 +71,37 @@ class DemoEvaluation:
             else:
                 self.scorer.score(keypoints, *truth)
 
+    def score_3d(self, msg: PersonArray) -> None:
+        """Score one people_3d message against its frame's exact 3D keypoints."""
+        truth = self.camera.ground_truth(msg.header)
+        truth_positions = self.camera.ground_truth_positions(msg.header)
+        if truth is None or truth_positions is None:
+            return
+        keypoints, areas = truth
+        matched = match_people(person_array_to_poses(msg).keypoints, keypoints, areas,
+                               np.asarray(self.scorer.spec.sigmas), self.scorer.oks_threshold)
+        errors = position_errors(*person_array_positions(msg), truth_positions,
+                                 keypoints[..., 2], matched)
+        with self._lock:
+            self.frames_3d += 1
+            self.errors_3d.extend(float(e) for e in errors)
+
     def summary(self) -> dict[str, float | int]:
-        """The scorer's totals plus the frame counts of this run."""
+        """The scorer's totals plus the frame counts of this run (and the 3D errors, metres,
+        when people_3d messages were scored)."""
         with self._lock:
             summary = self.scorer.summary()
             summary["frames_asked"] = self.max_frames
             summary["frames_without_truth"] = self.frames_without_truth
             summary["frames_after_limit"] = self.frames_after_limit
+            if self.frames_3d:
+                errors = np.asarray(self.errors_3d)
+                summary["frames_3d"] = self.frames_3d
+                summary["keypoints_3d"] = int(errors.size)
+                summary["keypoint_error_3d_m_median"] = (
+                    float(np.median(errors)) if errors.size else float("nan"))
+                summary["keypoint_error_3d_m_p90"] = (
+                    float(np.percentile(errors, 90)) if errors.size else float("nan"))
         return summary
 
 
@@ -83,6 +114,16 @@ def evaluation_line(evaluation: dict[str, float | int]) -> str:
         f"p90 {evaluation['keypoint_error_px_p90']:.1f} px; wrong-person edges "
         f"{evaluation['edges_wrong']} of {evaluation['edges_drawn']} drawn "
         f"({100 * evaluation['wrong_edge_fraction']:.2f} %)"
+    )
+
+
+def evaluation_3d_line(evaluation: dict[str, float | int]) -> str:
+    """The printed 3D totals (`score_3d`)."""
+    return (
+        f"3D keypoint error over {evaluation['frames_3d']} people_3d frames "
+        f"({evaluation['keypoints_3d']} visible joints with a position): median "
+        f"{100 * evaluation['keypoint_error_3d_m_median']:.1f} cm, p90 "
+        f"{100 * evaluation['keypoint_error_3d_m_p90']:.1f} cm"
     )
 
 

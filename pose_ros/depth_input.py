@@ -3,15 +3,19 @@
 - `depth_image_to_array`: sensor_msgs/Image `16UC1` (millimetres, 0 = no reading) or `32FC1`
   (metres, NaN / 0 = no reading) -> (array, unit) with the same checks as colour images.
 - `camera_model`: sensor_msgs/CameraInfo -> K and the plumb_bob distortion, or a reason why not
-  (zero focal length, another distortion model).
-- `DepthPairer`: the recent depth images of one camera; `match(stamp)` returns the one nearest
-  in time to a colour frame within a tolerance (the `message_filters` ApproximateTime idea for
+  (zero focal length, K's last row not (0, 0, 1), non-finite distortion or a length OpenCV does
+  not take, another distortion model); `camera_info_size_problem`: its size against the depth
+  image's.
+- `DepthPairer`: the recent depth images of one camera (the last `keep_s` seconds of stamps);
+  `match(stamp, wait_s)` returns the one nearest in time to a colour frame within a tolerance,
+  waiting a little for one that may still come (the `message_filters` ApproximateTime idea for
   two streams; that package is not available here). Pure Python, thread-safe.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -19,17 +23,21 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from pose_core.depth import check_camera_model
 from pose_ros.image_conversion import ImageRejected
 
 __all__ = [
+    "DEPTH_ENCODINGS",
     "DepthReading",
     "DepthPairer",
+    "camera_info_size_problem",
     "camera_model",
     "depth_image_to_array",
     "depth_to_image",
 ]
 
 _DEPTH_LAYOUTS = {"16UC1": ("u2", "mm"), "32FC1": ("f4", "m")}
+DEPTH_ENCODINGS = tuple(_DEPTH_LAYOUTS)  # REP 118: 16UC1 millimetres, 32FC1 metres
 _DISTORTION_MODELS = frozenset({"plumb_bob", ""})
 
 
@@ -80,8 +88,21 @@ def camera_model(info: CameraInfo) -> tuple[np.ndarray, np.ndarray | None, str]:
     model = str(info.distortion_model)
     if model not in _DISTORTION_MODELS:
         return k, None, f"distortion model '{model}' is not supported (plumb_bob only)"
-    d = np.asarray(info.d, np.float64)
-    return k, (d if d.size and np.any(d != 0) else None), ""
+    try:  # the library's own checks: K's last row, finite distortion of a length OpenCV takes
+        k, distortion = check_camera_model(k, np.asarray(info.d, np.float64))
+    except ValueError as error:
+        return k, None, f"camera_info: {error}"
+    return k, distortion, ""
+
+
+def camera_info_size_problem(info: CameraInfo, depth_shape: tuple[int, ...]) -> str:
+    """'' when the CameraInfo describes an image of the depth image's (H, W), else the reason
+    (K of another resolution would put every joint at the wrong angle)."""
+    height, width = depth_shape[:2]
+    if (int(info.width), int(info.height)) == (width, height):
+        return ""
+    return (f"depth/camera_info is for {info.width}x{info.height}, "
+            f"the depth image is {width}x{height}")
 
 
 @dataclass(frozen=True)
@@ -97,35 +118,84 @@ class DepthReading:
 class DepthPairer:
     """Recent depth images of one camera, paired to colour frames by time stamp.
 
+    Depth images are kept by time, not by count: those whose stamp is within
+    max(`keep_s`, 4 x tolerance) of the newest arrival's (so a 90 Hz camera keeps the image that
+    matches a colour frame the worker takes late), and never more than `max_readings` (memory:
+    100 images of 1280x720 16UC1 are 184 MB).
+
     Args:
         tolerance_s: largest |depth stamp - colour stamp| of a pair.
-        keep: depth images kept (the newest).
+        keep_s: seconds of depth stamps kept (at least 4 x the tolerance).
+        max_readings: most depth images kept (the newest).
     """
 
-    def __init__(self, tolerance_s: float = 0.05, keep: int = 8) -> None:
+    def __init__(self, tolerance_s: float = 0.05, keep_s: float = 1.0,
+                 max_readings: int = 100) -> None:
+        if max_readings < 1:
+            raise ValueError(f"max_readings must be >= 1, got {max_readings}")
         self.tolerance_s = float(tolerance_s)
-        self._readings: deque[DepthReading] = deque(maxlen=int(keep))
-        self._lock = threading.Lock()
+        self.keep_s = float(keep_s)
+        self._readings: deque[DepthReading] = deque(maxlen=int(max_readings))
+        self._arrived = threading.Condition()
+        self._received = 0
         self.info: CameraInfo | None = None
 
     def add(self, reading: DepthReading) -> None:
-        with self._lock:
+        """Keep a depth image and wake a `match` waiting for it."""
+        with self._arrived:
             self._readings.append(reading)
+            self._received += 1
+            # relative to this arrival: a stamp jump back (a replayed bag) drops the old future
+            horizon = max(self.keep_s, 4.0 * self.tolerance_s)
+            if any(abs(r.stamp - reading.stamp) > horizon for r in self._readings):
+                kept = [r for r in self._readings if abs(r.stamp - reading.stamp) <= horizon]
+                self._readings.clear()
+                self._readings.extend(kept)
+            self._arrived.notify_all()
 
     def set_info(self, info: CameraInfo) -> None:
-        with self._lock:
+        with self._arrived:
             self.info = info
 
-    def match(self, stamp: float) -> DepthReading | None:
-        """The depth image nearest in time to `stamp` within the tolerance, or None."""
-        with self._lock:
-            readings = list(self._readings)
-        if not readings:
+    def match(self, stamp: float, wait_s: float = 0.0) -> DepthReading | None:
+        """The depth image nearest in time to `stamp` within the tolerance, or None.
+
+        When none is within the tolerance yet but the newest depth is older than `stamp` (by
+        less than the kept span: the depth stream is alive, its match may still be on the way),
+        wait up to `wait_s` seconds for depth to arrive.
+        """
+        deadline = time.monotonic() + max(wait_s, 0.0)
+        with self._arrived:
+            while True:
+                best = self._nearest(stamp)
+                if best is not None:
+                    return best
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._may_still_come(stamp):
+                    return None
+                self._arrived.wait(remaining)
+
+    def _nearest(self, stamp: float) -> DepthReading | None:
+        if not self._readings:
             return None
-        best = min(readings, key=lambda r: abs(r.stamp - stamp))
+        best = min(self._readings, key=lambda r: abs(r.stamp - stamp))
         return best if abs(best.stamp - stamp) <= self.tolerance_s else None
+
+    def _may_still_come(self, stamp: float) -> bool:
+        if not self._readings:
+            return False  # no depth at all: not worth holding the worker for
+        newest = max(r.stamp for r in self._readings)
+        horizon = max(self.keep_s, 4.0 * self.tolerance_s)
+        return stamp - horizon <= newest < stamp
 
     @property
     def received(self) -> int:
-        with self._lock:
+        """Depth images added since the start (0: none ever arrived)."""
+        with self._arrived:
+            return self._received
+
+    @property
+    def kept(self) -> int:
+        """Depth images held now."""
+        with self._arrived:
             return len(self._readings)

@@ -11,8 +11,11 @@ Reported keys (values are strings, as DiagnosticStatus requires):
 - `last_reject_reason` and `rejected[<reason>]` for the most frequent reasons;
 - `latency_ms.<stage>.p50|p90|p99|max` over the last `window` processed frames, for `total`
   (image header stamp -> people published), `convert`, `preprocess`, `network`, `grouping`,
-  `publish` and `age_at_start` (the frame's age when the worker took it);
-- `people_last`, plus whatever `static` info the node adds (device, backend, model, ...).
+  `publish`, `depth` (the 3D stage with `depth: true`: pairing, including its wait for late
+  depth, and people_3d) and `age_at_start` (the frame's age when the worker took it);
+- `people_last`, plus whatever `static` info the node adds (device, backend, model, ...);
+- `input_stalls`: times the input stopped after frames had come (a report period without
+  frames while active; counted once per stop), `seconds_since_input` ("never" before the first).
 
 Level: ERROR when processing raised in the period, WARN when frames were rejected in the
 period or no frame arrived, OK otherwise.
@@ -30,7 +33,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 __all__ = ["NodeStatistics", "LATENCY_STAGES", "percentiles_ms", "status_values"]
 
-LATENCY_STAGES = ("total", "convert", "preprocess", "network", "grouping", "publish",
+LATENCY_STAGES = ("total", "convert", "preprocess", "network", "grouping", "publish", "depth",
                   "age_at_start")
 _PERCENTILES = (50, 90, 99)
 
@@ -67,6 +70,9 @@ class NodeStatistics:
         self.rejected = 0
         self.errors = 0
         self.people_last = 0
+        self.input_stalls = 0  # times the input stopped (a report period without frames)
+        self._stalled = False
+        self._last_received_at: float | None = None
         self._period_start = self._monotonic()
         self._period_received = 0
         self._period_processed = 0
@@ -78,6 +84,7 @@ class NodeStatistics:
         with self._lock:
             self.received += 1
             self._period_received += 1
+            self._last_received_at = self._monotonic()
 
     def record_rejected(self, reason: str) -> None:
         """One input message was malformed; `reason` is a short stable string."""
@@ -155,6 +162,11 @@ class NodeStatistics:
             self._period_start = now
             self._period_received = self._period_processed = 0
             self._period_rejected = self._period_errors = 0
+            if active and period_received == 0 and self.received > 0 and not self._stalled:
+                self.input_stalls += 1  # frames came before and have stopped
+            self._stalled = active and period_received == 0
+            silent = (now - self._last_received_at if self._last_received_at is not None
+                      else None)
             latencies = {stage: list(samples) for stage, samples in self._latency.items()}
             rejects = self._rejects.most_common(8)
             values: dict[str, str] = {
@@ -168,6 +180,8 @@ class NodeStatistics:
                 "last_reject_reason": self.last_reject_reason,
                 "last_error": self.last_error,
                 "people_last": str(self.people_last),
+                "input_stalls": str(self.input_stalls),
+                "seconds_since_input": "never" if silent is None else f"{silent:.1f}",
             }
         for reason, count in rejects:
             values[f"rejected[{reason}]"] = str(count)

@@ -9,8 +9,10 @@ Topics: with one camera (the default) the pose node subscribes its relative `ima
 synthetic camera is started in the same namespace and publishes on that same topic (and
 `<camera_topic>/compressed` when `compressed` is true), with `camera_info` beside it. With
 `cameras:=front,left` one pose node serves every camera: it subscribes `front/image`,
-`left/image`, ... and publishes `front/people`, ... (`camera_topic` does not apply); with
-`use_synthetic_camera` one synthetic camera per name publishes there.
+`left/image`, ... and publishes `front/people`, ... (`camera_topic` does not apply;
+`camera_topics:=/a/image_raw,/b/image_raw` remaps each camera's input to an existing topic and
+`camera_transports:=raw,compressed` says what each sends); with `use_synthetic_camera` one
+synthetic camera per name publishes there.
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "",
         "comma-separated camera namespaces served by one node (front,left: front/image -> "
         "front/people, ...); '' = one camera on camera_topic",
+    ),
+    LaunchArgument(
+        "camera_topics",
+        "",
+        "with cameras: comma-separated image topics, one per camera, that <camera>/image is "
+        "remapped to (/front/color/image_raw,...); '' = <camera>/image itself",
+    ),
+    LaunchArgument(
+        "camera_transports",
+        "",
+        "with cameras: raw|compressed, one for all cameras or one per camera (raw,compressed); "
+        "'' = the compressed argument for all",
     ),
     LaunchArgument(
         "compressed", "false", "subscribe <camera_topic>/compressed (CompressedImage) instead"
@@ -119,8 +133,17 @@ def node_configs(arguments: Mapping[str, str], package_share: Path) -> list[dict
     cameras = parse_cameras(values["cameras"])
     if cameras:
         overrides["cameras"] = list(cameras)
-        return _multi_camera_configs(cameras, namespace, params_file, overrides, compressed,
-                                     synthetic)
+        transports = _per_camera("camera_transports", values["camera_transports"], cameras,
+                                 "compressed" if compressed else "raw")
+        if any(t not in ("raw", "compressed") for t in transports):
+            raise ValueError(f"launch argument camera_transports: raw or compressed, got "
+                             f"{values['camera_transports']!r}")
+        overrides["camera_transports"] = list(transports)
+        topics = _per_camera("camera_topics", values["camera_topics"], cameras, "")
+        if values["camera_topics"].strip() and len(set(topics)) != len(topics):
+            raise ValueError("launch argument camera_topics: one distinct topic per camera")
+        return _multi_camera_configs(cameras, namespace, params_file, overrides, transports,
+                                     topics, synthetic)
     pose_node = {
         "package": PACKAGE,
         "executable": "pose_node",
@@ -170,26 +193,50 @@ def parse_cameras(text: str) -> tuple[str, ...]:
     return names
 
 
+def _per_camera(name: str, text: str, cameras: tuple[str, ...], default: str) -> tuple[str, ...]:
+    """A comma-separated launch argument with one entry for all cameras or one per camera."""
+    if not text.strip():
+        return (default,) * len(cameras)
+    entries = tuple(entry.strip() for entry in text.split(","))
+    if len(entries) == 1:
+        return entries * len(cameras)
+    if len(entries) != len(cameras) or not all(entries):
+        raise ValueError(f"launch argument {name}: one entry or one per camera "
+                         f"({len(cameras)}), got {text!r}")
+    return entries
+
+
 def _multi_camera_configs(
     cameras: tuple[str, ...],
     namespace: str,
     params_file: str,
     overrides: dict[str, Any],
-    compressed: bool,
+    transports: tuple[str, ...],
+    topics: tuple[str, ...],
     synthetic: bool,
 ) -> list[dict[str, Any]]:
-    """One pose node for every camera, plus one synthetic camera per camera when asked."""
+    """One pose node for every camera (each `<camera>/image` remapped to its entry of
+    `topics` where given), plus one synthetic camera per camera when asked."""
     configs: list[dict[str, Any]] = []
+    remappings = []
+    for camera, topic in zip(cameras, topics):
+        if topic:
+            remappings += [(f"{camera}/image", topic),
+                           (f"{camera}/image/compressed", f"{topic}/compressed")]
     if synthetic:
-        for camera in cameras:
+        for camera, transport, topic in zip(cameras, transports, topics):
             configs.append({
                 "package": PACKAGE,
                 "executable": "synthetic_camera",
                 "name": f"synthetic_camera_{camera.replace('/', '_')}",
                 "namespace": f"{namespace.rstrip('/')}/{camera}" if namespace else camera,
-                "parameters": [{"publish_compressed": compressed}],
+                "parameters": [{"publish_compressed": transport == "compressed"}],
                 "output": "screen",
             })
+            if topic:
+                configs[-1]["remappings"] = [
+                    ("image", topic), ("image/compressed", f"{topic}/compressed"),
+                    ("camera_info", camera_info_topic(topic))]
     configs.append({
         "package": PACKAGE,
         "executable": "pose_node",
@@ -200,4 +247,6 @@ def _multi_camera_configs(
         "parameters": [params_file, overrides],
         "output": "screen",
     })
+    if remappings:
+        configs[-1]["remappings"] = remappings
     return configs

@@ -24,6 +24,7 @@ from pose_ros.msg import Keypoint, Person, PersonArray, SkeletonEdge
 __all__ = [
     "poses_to_person_array",
     "person_array_to_poses",
+    "person_array_positions",
     "PersonArrayBuilder",
     "UNTRACKED_ID",
 ]
@@ -194,3 +195,16 @@ def person_array_to_poses(msg: PersonArray) -> Poses:
     ids = np.asarray([person.id for person in msg.people], np.int64)
     tracked = len(ids) > 0 and bool((ids != UNTRACKED_ID).all())
     return Poses(keypoints, scores, ids if tracked else None)
+
+
+def person_array_positions(msg: PersonArray) -> tuple[np.ndarray, np.ndarray]:
+    """(P, J, 3) keypoint positions (metres) and (P, J) `has_position` of a PersonArray (a
+    `people_3d` message), in message order."""
+    num_keypoints = len(msg.keypoint_names)
+    positions = np.zeros((len(msg.people), num_keypoints, 3))
+    valid = np.zeros((len(msg.people), num_keypoints), bool)
+    for i, person in enumerate(msg.people):
+        for j, keypoint in enumerate(person.keypoints[:num_keypoints]):
+            positions[i, j] = (keypoint.position.x, keypoint.position.y, keypoint.position.z)
+            valid[i, j] = keypoint.has_position
+    return positions, valid

@@ -3,8 +3,9 @@ several.
 
 Topics (all relative, so namespaces and remapping apply), per camera (parameter `cameras`;
 camera "" (the default) has the names below, camera "front" the same names under `front/`):
-- subscribes `image` (sensor_msgs/Image) or, with `compressed: true`, `image/compressed`
-  (sensor_msgs/CompressedImage); SensorData QoS (best effort, depth 5) that users retune through
+- subscribes `image` (sensor_msgs/Image) or, with `compressed: true` or the camera's
+  `camera_transports` entry `compressed`, `image/compressed` (sensor_msgs/CompressedImage);
+  SensorData QoS (best effort, depth 5) that users retune through
   the standard `qos_overrides./<ns>/image.subscription.*` parameters;
 - publishes `people` (PersonArray, reliable, depth 10): the input header unchanged, keypoints in
   the input image's pixels, `Person.id` the person's track id (per camera; -1 with tracking
@@ -23,7 +24,7 @@ counted as dropped) and no camera waits behind another. Every input message ends
 of processed, dropped, rejected or (if the estimator raises) a processing error, all visible in
 diagnostics.
 
-Lifecycle: configure builds the estimator (`build_estimator`) and the publishers, activate
+Lifecycle: configure builds the estimator (`build_estimator`, pose_ros.estimator_factory) and the publishers, activate
 subscribes and starts the worker, deactivate unsubscribes, cleanup releases the model. With
 `auto_activate: true` (default) the node configures and activates itself at start.
 """
@@ -34,9 +35,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
@@ -50,6 +50,7 @@ from pose_core.structures import Poses
 from pose_ros.camera_channel import CameraChannel, Frame, frame_age, stamp_seconds
 from pose_ros.depth_input import DepthPairer, DepthReading, depth_image_to_array
 from pose_ros.diagnostics import NodeStatistics
+from pose_ros.estimator_factory import Estimator, build_estimator, resolve_device
 from pose_ros.frame_buffer import FrameWorker, KeyedLatestFrames
 from pose_ros.image_conversion import ImageRejected, compressed_to_bgr, image_to_bgr
 from pose_ros.msg import PersonArray
@@ -71,56 +72,6 @@ _ESTIMATOR_FIELDS = (
     "max_input_size",
     "dem_mode",
 )
-
-
-class Estimator(Protocol):
-    """What the node needs from `pose_core.PoseEstimator`."""
-
-    keypoint_spec: KeypointSpec
-    last_timings: dict[str, float]
-
-    def __call__(self, image_bgr: np.ndarray) -> Poses: ...
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; other values unchanged."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def build_estimator(
-    params: NodeParams, grouping_overrides: dict[str, Any] | None = None
-) -> Estimator:
-    """The one place where the node's estimator is made: any model + checkpoint.
-
-    `checkpoint == ''` means the shipped weights of `pose_core.DEFAULT_MODEL`.
-    `grouping_overrides` replace `GroupingParams` fields the node has no parameter for (tuning
-    scripts: adjust, nms_kernel, ...).
-    """
-    from dataclasses import asdict, replace
-
-    from pose_core import PoseEstimator
-    from pose_core.models import model_info
-
-    grouping = replace(params.grouping_params(), **(grouping_overrides or {}))
-    options: dict[str, Any] = asdict(grouping)
-    if model_info(params.model).decoder == "double_embedding":
-        options["dem_mode"] = params.dem_mode
-    return PoseEstimator(
-        params.model,
-        checkpoint=params.checkpoint or None,
-        device=resolve_device(params.device),
-        flip_test=params.flip_test,
-        scales=params.scales,
-        input_size=params.max_input_size or None,
-        fp16=params.fp16,
-        backend=params.backend,
-        threads=params.thread_policy(),
-        **options,
-    )
 
 
 class PoseNode(LifecycleNode):
@@ -242,10 +193,11 @@ class PoseNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera and start the worker."""
-        message_type, topic = (
-            (CompressedImage, "image/compressed") if self.params.compressed else (Image, "image")
-        )
-        for channel in self.channels:
+        for index, channel in enumerate(self.channels):
+            message_type, topic = (
+                (CompressedImage, "image/compressed") if self.params.camera_is_compressed(index)
+                else (Image, "image")
+            )
             channel.subscription = self.create_subscription(
                 message_type,
                 channel.topic(topic),
@@ -328,7 +280,8 @@ class PoseNode(LifecycleNode):
                 if publisher is not None:
                     self.destroy_lifecycle_publisher(publisher)
                     setattr(channel, name, None)
-            channel.tracker = None
+            if channel.tracker is not None:
+                channel.tracker.reset()  # kept: ids are never given twice on a topic
         if self._diagnostics_publisher is not None:
             self.destroy_publisher(self._diagnostics_publisher)
             self._diagnostics_publisher = None
@@ -337,7 +290,10 @@ class PoseNode(LifecycleNode):
 
     def destroy_node(self) -> None:
         """Stop the worker thread before the node goes away."""
-        self._stop_input()
+        # A node whose constructor raised (invalid parameters) is still destroyed by its
+        # context at shutdown: it has no channels or worker yet, only the rclpy node to free.
+        if hasattr(self, "_worker"):
+            self._stop_input()
         super().destroy_node()
 
     # ------------------------------------------------------------------ parameters
@@ -392,7 +348,7 @@ class PoseNode(LifecycleNode):
         try:
             depth, unit = depth_image_to_array(msg)
         except ImageRejected as rejection:
-            channel._depth_problem("depth_rejected", f"depth image rejected: {rejection.reason}")
+            channel.count_depth("depth_rejected", f"depth image rejected: {rejection.reason}")
             return
         channel.depth.add(DepthReading(stamp_seconds(msg.header), depth, unit,
                                        msg.header.frame_id))
@@ -509,16 +465,15 @@ class PoseNode(LifecycleNode):
                 dropped=self.buffer.counts(channel.name).dropped,
                 active=self._active,
             )
-            if channel.depth_warning:
+            depth_warning = channel.take_depth_warning()
+            if depth_warning:
                 # 2D output goes on; the 3D stage says what is wrong
                 if status.level == DiagnosticStatus.OK:
                     status.level = DiagnosticStatus.WARN
-                    status.message = channel.depth_warning
+                    status.message = depth_warning
                 self.get_logger().warning(
-                    f"{channel.topic('people_3d')}: {channel.depth_warning}",
-                    throttle_duration_sec=10.0,
+                    f"{channel.topic('people_3d')}: {depth_warning}", throttle_duration_sec=10.0
                 )
-                channel.depth_warning = ""
             statuses.append(status)
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()

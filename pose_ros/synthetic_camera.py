@@ -33,7 +33,7 @@ from std_msgs.msg import Header
 
 from pose_core.data.synthetic import SyntheticScene, SyntheticVideo
 from pose_core.data.synthetic.depth import DepthFrame, render_depth
-from pose_ros.depth_input import depth_to_image
+from pose_ros.depth_input import DEPTH_ENCODINGS, depth_to_image
 from pose_ros.image_conversion import bgr_to_compressed, bgr_to_image
 from pose_ros.node_main import run_node
 
@@ -53,6 +53,10 @@ def pinhole_camera_info(header: Header, width: int, height: int, focal_px: float
 
 def _int_range(low: int, high: int) -> list[IntegerRange]:
     return [IntegerRange(from_value=low, to_value=high, step=1)]
+
+
+def _float_range(low: float, high: float) -> FloatingPointRange:
+    return FloatingPointRange(from_value=low, to_value=high)
 
 
 MAX_CACHED_FRAMES = 300  # frames of a looping video kept in memory (640x480: ~280 MB at most)
@@ -119,15 +123,20 @@ class SyntheticCameraNode(Node):
             "depth_encoding", "32FC1",
             ParameterDescriptor(description="32FC1 (metres) or 16UC1 (millimetres)", **read_only)
         ).value
+        if self.depth_encoding not in DEPTH_ENCODINGS:  # refused now, not at the first frame
+            raise ValueError(
+                f"depth_encoding must be one of {', '.join(DEPTH_ENCODINGS)}, "
+                f"got {self.depth_encoding!r}"
+            )
         self.depth_noise_m = self.declare_parameter(
             "depth_noise_m", 0.0,
             ParameterDescriptor(description="depth noise sigma at 1 m (grows with z^2)",
-                                **read_only)
+                                floating_point_range=[_float_range(0.0, 1.0)], **read_only)
         ).value
         self.depth_hole_fraction = self.declare_parameter(
             "depth_hole_fraction", 0.0,
             ParameterDescriptor(description="share of depth pixels without a reading",
-                                **read_only)
+                                floating_point_range=[_float_range(0.0, 1.0)], **read_only)
         ).value
         self.video = SyntheticVideo(
             self.width, self.height, self.num_people, fps=self.rate, seed=self.seed
@@ -157,6 +166,8 @@ class SyntheticCameraNode(Node):
         # (keypoints, areas) of the latest frames by stamp: the demo scores what the pose node
         # published for a frame against the frame's exact ground truth
         self._ground_truth: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        # with depth: the exact 3D keypoints (render_depth's positions) of the same frames
+        self._ground_truth_3d: OrderedDict[int, np.ndarray] = OrderedDict()
         # A looping video replays its frames from memory (up to MAX_CACHED_FRAMES): rendering is
         # Python-heavy and, in a process shared with the pose node, competes for the GIL.
         self._cache: dict[int, SyntheticScene] = {}
@@ -181,7 +192,10 @@ class SyntheticCameraNode(Node):
         if self._compressed_publisher is not None:
             self._compressed_publisher.publish(bgr_to_compressed(scene.image_bgr, header))
         if self._depth_publishers is not None:
-            self._publish_depth(index, scene, header)
+            depth = self._publish_depth(index, scene, header)
+            self._ground_truth_3d[_stamp_ns(header)] = depth.positions
+            while len(self._ground_truth_3d) > GROUND_TRUTH_FRAMES:
+                self._ground_truth_3d.popitem(last=False)
         self.last_scene = scene
         self._ground_truth[_stamp_ns(header)] = (scene.keypoints, scene.areas)
         while len(self._ground_truth) > GROUND_TRUTH_FRAMES:
@@ -193,7 +207,13 @@ class SyntheticCameraNode(Node):
         while it is among the latest GROUND_TRUTH_FRAMES; None otherwise."""
         return self._ground_truth.get(_stamp_ns(header))
 
-    def _publish_depth(self, index: int, scene: SyntheticScene, header: Header) -> None:
+    def ground_truth_positions(self, header: Header) -> np.ndarray | None:
+        """(P, J, 3) exact 3D keypoints (metres, the depth camera's optical frame, the people
+        of `ground_truth`) of the frame published with this header's stamp; None without
+        `publish_depth` or once the frame is no longer among the latest."""
+        return self._ground_truth_3d.get(_stamp_ns(header))
+
+    def _publish_depth(self, index: int, scene: SyntheticScene, header: Header) -> DepthFrame:
         depth = render_depth(
             self.video.layout(index), scene, self.focal_px, noise_m=self.depth_noise_m,
             hole_fraction=self.depth_hole_fraction, seed=index,
@@ -204,6 +224,7 @@ class SyntheticCameraNode(Node):
         info_publisher.publish(pinhole_camera_info(header, self.width, self.height,
                                                    self.focal_px))
         self.last_depth = depth
+        return depth
 
 
 def _stamp_ns(header: Header) -> int:

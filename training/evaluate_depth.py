@@ -36,6 +36,9 @@ from pose_core.default_model import DEFAULT_MODEL
 from pose_core.depth import keypoints_from_depth
 from pose_core.inference import PoseEstimator
 from pose_core.keypoint_specs import COCO_17
+from pose_core.tracking import PoseTracker
+from pose_ros.camera_channel import tracker_config
+from pose_ros.params import NodeParams
 
 
 def match_to_truth(found: np.ndarray, truth: np.ndarray, visible: np.ndarray,
@@ -88,19 +91,28 @@ def main() -> None:
                         help="the node's flip_test: true (default: the node's default, off)")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
                         help="the node's scales (default: the node's default, one scale)")
+    parser.add_argument("--node-tracker", action="store_true",
+                        help="pass the model's people through the node's tracker (its joint "
+                        "gate gives joints that leapt score 0, so no position), frame by frame")
     parser.add_argument("--json", type=pathlib.Path, default=None)
     parser.add_argument("--plot", type=pathlib.Path, default=None)
     args = parser.parse_args()
     video = SyntheticVideo(640, 480, num_people=4, fps=30.0, seed=args.seed)
     estimator = PoseEstimator(DEFAULT_MODEL, checkpoint=args.checkpoint,
                               flip_test=args.flip_test, scales=tuple(args.scales))
+    tracker = (PoseTracker(tracker_config(NodeParams(), COCO_17)) if args.node_tracker
+               else None)
     errors: dict[str, list[float]] = {}
     counts: dict[str, list[int]] = {}
     detections = [0, 0]  # people detected (OKS >= 0.5), people in the frames
     for index in tqdm(range(0, args.frames * args.step, args.step), desc="frames"):
         layout, scene = video.layout(index), video.frame(index)
         visible = scene.keypoints[:, :, 2] == 2
-        found = estimator(scene.image_bgr).with_min_score(0.25).keypoints
+        people = estimator(scene.image_bgr).with_min_score(0.25)
+        if tracker is not None:
+            people = tracker.update(people, index / video.fps, keep_untracked=True,
+                                    image=scene.image_bgr)
+        found = people.keypoints
         gt_2d = scene.keypoints.copy()
         gt_2d[:, :, 2] = visible
         detected = match_to_truth(found, scene.keypoints, scene.keypoints[:, :, 2] > 0,
@@ -121,6 +133,7 @@ def main() -> None:
                 counts[key][0] += with_position
                 counts[key][1] += seen
     report = {"machine": platform.processor() or platform.machine(), "frames": args.frames,
+              "step": args.step, "node_tracker": args.node_tracker,
               "noise_m_at_1m": args.noise, "holes": args.holes,
               "people_detected": detections[0], "people": detections[1],
               "results": {k: summary(v, *counts[k]) for k, v in errors.items()}}

@@ -98,8 +98,10 @@ def draw_examples(
 ) -> None:
     from pose_core.visualization import draw_poses
 
-    tiles = [draw_poses(image, found, spec, min_score=0.1) for image, found in
-             zip(images, poses, strict=True)]
+    # every person found, low scores included (what a training run's maps produce; the
+    # committed example figures were drawn so)
+    tiles = [draw_poses(image, found, spec, min_score=0.1, min_person_score=0.0)
+             for image, found in zip(images, poses, strict=True)]
     while len(tiles) % 4:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.hstack(tiles[i : i + 4]) for i in range(0, len(tiles), 4)]
@@ -224,6 +226,7 @@ def write_markdown(
         if weights_path is not None and weights_path.is_file() else "(not copied)"
     )
     data, optim, loss = config.data, config.optim, config.loss
+    report_writes = "this page + weights" if weights_path is not None else "this page"
     data_commands = "\n".join(f"./env.sh {c}" for c in data_commands)
     extra_lines = "\n".join(
         f"| flip test, other held-out set `{name}` | "
@@ -243,7 +246,7 @@ evaluated with pycocotools through the same grouping and evaluation code as real
 ```
 {data_commands}
 ./env.sh pose-train --config config/train/{config.name}.yaml   # writes runs/{config.name}/
-./env.sh python training/make_report.py {report_args}  # this page + weights
+./env.sh python training/make_report.py {report_args}  # {report_writes}
 ```
 
 The run stops itself after `max_minutes: {config.max_minutes:g}` of wall time with a
@@ -300,7 +303,8 @@ AP during training (first {data.val_max_images or num_val} held-out images):
 
 ![AP](training_ap.png)
 
-Predictions of the shipped model on the first held-out images (joints with value > 0.1):
+Predictions of this run's `{checkpoint_name}` on the first held-out images (every person found,
+joints with value > 0.1):
 
 ![examples](training_examples.png)
 
@@ -430,7 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ["--run-dir", str(args.run_dir)]
                        + (["--config", str(args.config)] if args.config else [])
                        + [f"--extra-val {folder}" for folder in args.extra_val]
-                       + ([f"--history {args.history}"] if args.history else [])))
+                       + ([f"--history {args.history}"] if args.history else [])
+                       + (["--no-copy"] if args.no_copy else [])
+                       + ([f"--docs {args.docs}"] if args.docs != parser.get_default("docs")
+                          else [])))
     (run_dir / "final_metrics.json").write_text(json.dumps(
         {"checkpoint": str(checkpoint_path), "flip": final, "no_flip": final_noflip,
          "extra": extra_sets}, indent=1))

@@ -3,7 +3,8 @@
     ./env.sh python training/plot_shipped_stages.py --out docs/shipped_model_stages.png \
         --stage "version 2" docs/training_logs/shipped_model_v2 \
         --stage "v3a lr 5e-4" docs/training_logs/shipped_model_v3 \
-        --stage "v3b lr 5e-5" docs/training_logs/shipped_model_v3_decay
+        --stage "v3b lr 5e-5" docs/training_logs/shipped_model_v3_decay \
+        --stage "v4 walkers 1e-4/1e-5" docs/training_logs/shipped_model_v4
 
 Each stage is a prefix whose `<prefix>_train_log.csv` / `<prefix>_val_log.csv` are the run's
 logs (`pose-train` writes `train_log.csv` / `val_log.csv`); a stage's steps continue where the

@@ -25,7 +25,14 @@ import numpy as np
 
 from pose_core.keypoint_specs import KeypointSpec
 
-__all__ = ["FrameScore", "FrameScorer", "keypoint_similarity", "object_keypoint_similarity"]
+__all__ = [
+    "FrameScore",
+    "FrameScorer",
+    "keypoint_similarity",
+    "match_people",
+    "object_keypoint_similarity",
+    "position_errors",
+]
 
 
 def keypoint_similarity(
@@ -50,6 +57,47 @@ def object_keypoint_similarity(
     counts = labelled.sum(axis=-1)
     total = np.where(labelled, similarity, 0.0).sum(axis=-1)
     return np.where(counts > 0, total / np.maximum(counts, 1), 0.0)
+
+
+def match_people(
+    predicted: np.ndarray, truth: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
+    oks_threshold: float = 0.5,
+) -> np.ndarray:
+    """(P,) the ground-truth person each prediction is matched to, -1 for none: greedily by OKS,
+    highest first, each person at most once, pairs with OKS >= `oks_threshold`."""
+    matched_truth = np.full(len(predicted), -1)
+    if not len(predicted) or not len(truth):
+        return matched_truth
+    oks = object_keypoint_similarity(predicted, truth, areas, sigmas)
+    taken_p = np.zeros(len(predicted), bool)
+    taken_g = np.zeros(len(truth), bool)
+    for flat in np.argsort(-oks, axis=None, kind="stable"):
+        p, g = np.unravel_index(flat, oks.shape)
+        if oks[p, g] < oks_threshold:
+            break
+        if taken_p[p] or taken_g[g]:
+            continue
+        taken_p[p] = taken_g[g] = True
+        matched_truth[p] = g
+    return matched_truth
+
+
+def position_errors(
+    positions: np.ndarray, valid: np.ndarray, truth_positions: np.ndarray,
+    truth_visibility: np.ndarray, matched_truth: np.ndarray,
+) -> np.ndarray:
+    """3D keypoint errors: the distance of each matched prediction's joint that has a position
+    (`valid`) and is visible (2) in its ground-truth person, to that person's 3D joint.
+
+    positions: (P, J, 3); valid: (P, J); truth_positions: (G, J, 3); truth_visibility: (G, J);
+    matched_truth: (P,) from `match_people`.
+    """
+    errors = []
+    for p, g in enumerate(np.asarray(matched_truth)):
+        if g >= 0:
+            use = np.asarray(valid[p], bool) & (np.asarray(truth_visibility[g]) == 2)
+            errors.append(np.linalg.norm(positions[p, use] - truth_positions[g, use], axis=1))
+    return np.concatenate(errors) if errors else np.zeros(0)
 
 
 @dataclass
@@ -95,19 +143,7 @@ class FrameScorer:
         sigmas = np.asarray(self.spec.sigmas, np.float64)
         required = (truth[..., 2] == 2).sum(axis=1) >= self.min_visible_joints
         frame = FrameScore()
-        matched_truth = np.full(len(predicted), -1)
-        if len(predicted) and len(truth):
-            oks = object_keypoint_similarity(predicted, truth, areas, sigmas)
-            taken_p = np.zeros(len(predicted), bool)
-            taken_g = np.zeros(len(truth), bool)
-            for flat in np.argsort(-oks, axis=None, kind="stable"):
-                p, g = np.unravel_index(flat, oks.shape)
-                if oks[p, g] < self.oks_threshold:
-                    break
-                if taken_p[p] or taken_g[g]:
-                    continue
-                taken_p[p] = taken_g[g] = True
-                matched_truth[p] = g
+        matched_truth = match_people(predicted, truth, areas, sigmas, self.oks_threshold)
         found = np.zeros(len(truth), bool)
         found[matched_truth[matched_truth >= 0]] = True
         frame.true_positives = int((found & required).sum())

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+from pose_core.tracking.joint_gate import JointGate
 from pose_core.tracking.one_euro import OneEuroFilter
 from pose_core.tracking.similarity import box_iou_matrix, oks_matrix
-from pose_core.tracking.tracker import PoseTracker, TrackerConfig
+from pose_core.tracking.tracker import PoseTracker, StampWentBack, TrackerConfig
 
-__all__ = ["OneEuroFilter", "PoseTracker", "TrackerConfig", "box_iou_matrix", "oks_matrix"]
+__all__ = [
+    "JointGate", "OneEuroFilter", "PoseTracker", "StampWentBack", "TrackerConfig",
+    "box_iou_matrix", "oks_matrix",
+]

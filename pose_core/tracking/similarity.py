@@ -28,7 +28,8 @@ def joint_boxes(people: np.ndarray, min_score: float) -> np.ndarray:
     x1 = np.where(found, people[:, :, 0], -big).max(axis=1)
     y1 = np.where(found, people[:, :, 1], -big).max(axis=1)
     any_found = found.any(axis=1)
-    boxes[any_found] = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)[any_found]
+    x0, y0, x1, y1 = (v[any_found] for v in (x0, y0, x1, y1))
+    boxes[any_found] = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
     return boxes
 
 

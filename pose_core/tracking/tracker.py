@@ -28,10 +28,15 @@ from scipy.optimize import linear_sum_assignment
 from pose_core.keypoint_specs import KeypointSpec, get_keypoint_spec
 from pose_core.structures import Poses
 from pose_core.tracking.appearance import appearance_similarity, limb_colours
+from pose_core.tracking.joint_gate import JointGate
 from pose_core.tracking.one_euro import OneEuroFilter
 from pose_core.tracking.similarity import box_iou_matrix, joint_boxes, oks_matrix
 
-__all__ = ["PoseTracker", "TrackerConfig"]
+__all__ = ["PoseTracker", "StampWentBack", "TrackerConfig"]
+
+
+class StampWentBack(ValueError):
+    """`PoseTracker.update` got a stamp earlier than the previous one (a replayed bag)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,11 @@ class TrackerConfig:
             jitter of standing people by about two thirds at a few per cent more error on
             walking ones (docs/tracking.md).
         min_cutoff / beta / d_cutoff: the One-Euro parameters (Hz, 1/px, Hz).
+        joint_gate_speed: > 0: a confirmed track's joint that moved farther than this many
+            person sizes per second since its last accepted place is published with score 0
+            (`JointGate`: a joint leaping to another person); 0 turns the gate off.
+        joint_gate_floor: the gate's smallest radius, as a fraction of the person size.
+        joint_gate_patience: a joint rejected this many frames in a row is accepted.
     """
 
     keypoints: str | KeypointSpec = "coco"
@@ -81,6 +91,9 @@ class TrackerConfig:
     min_cutoff: float = 0.5
     beta: float = 0.05
     d_cutoff: float = 1.0
+    joint_gate_speed: float = 0.0
+    joint_gate_floor: float = 0.1
+    joint_gate_patience: int = 3
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_score <= self.high_score:
@@ -92,6 +105,9 @@ class TrackerConfig:
                 raise ValueError(f"TrackerConfig.{name} must be in [0, 1]")
         if self.appearance_scale <= 0:
             raise ValueError("TrackerConfig.appearance_scale must be > 0")
+        if self.joint_gate_speed < 0 or self.joint_gate_floor < 0 or self.joint_gate_patience < 1:
+            raise ValueError("TrackerConfig needs joint_gate_speed >= 0, joint_gate_floor >= 0 "
+                             "and joint_gate_patience >= 1")
 
     @property
     def spec(self) -> KeypointSpec:
@@ -111,6 +127,8 @@ class _Track:
     smoother: OneEuroFilter | None = field(default=None, repr=False)
     colours: np.ndarray | None = field(default=None, repr=False)  # (E, 3) limb colours, Lab
     colours_valid: np.ndarray | None = field(default=None, repr=False)  # (E,) bool
+    gate: JointGate | None = field(default=None, repr=False)
+    rejected: np.ndarray | None = field(default=None, repr=False)  # (J,) this frame's gate
 
     def observe_colours(self, colours: np.ndarray, valid: np.ndarray, momentum: float) -> None:
         """Running average of the limb colours seen (a limb seen first is taken as is)."""
@@ -149,9 +167,19 @@ class PoseTracker:
         self.reset()
 
     def reconfigure(self, config: TrackerConfig) -> None:
-        """New options from the next frame on; the tracks and their ids are kept."""
+        """New options from the next frame on; the tracks and their ids are kept (with the new
+        smoothing and gate parameters)."""
         self.config = config
         self._sigmas = np.asarray(config.spec.sigmas, np.float64)
+        for track in self._tracks:
+            if track.smoother is not None:
+                track.smoother.min_cutoff = config.min_cutoff
+                track.smoother.beta = config.beta
+                track.smoother.d_cutoff = config.d_cutoff
+            if track.gate is not None:
+                track.gate.max_speed = config.joint_gate_speed
+                track.gate.floor = config.joint_gate_floor
+                track.gate.patience = config.joint_gate_patience
 
     def reset(self) -> None:
         """Forget every track (ids already given are still never reused)."""
@@ -187,16 +215,28 @@ class PoseTracker:
             configured), scores, and `ids` (P,) int64 (>= 0; -1 only with keep_untracked).
         """
         stamp = float(stamp_seconds)
+        if not np.isfinite(stamp):
+            raise ValueError(f"PoseTracker.update: the stamp must be finite, got {stamp}")
         if self._last_stamp is not None and stamp < self._last_stamp:
-            raise ValueError(
+            raise StampWentBack(
                 f"stamp {stamp} is earlier than the previous one ({self._last_stamp}); "
                 "call reset() after a time jump"
+            )
+        num_joints = len(self.config.spec.sigmas)
+        if poses.keypoints.shape[1] != num_joints and len(poses.keypoints):
+            raise ValueError(
+                f"PoseTracker: people have {poses.keypoints.shape[1]} joints but the tracker's "
+                f"layout {self.config.spec.name!r} has {num_joints}; pass keypoints= the "
+                "model's layout (e.g. PoseTracker(keypoints='crowdpose'))"
             )
         first_frame = self._last_stamp is None
         self._last_stamp = stamp
         cfg = self.config
         people = poses.keypoints.astype(np.float64)
-        scores = poses.scores.astype(np.float64)
+        # a joint with a non-finite coordinate or score is a joint not found
+        unusable = ~np.isfinite(people).all(axis=-1)
+        people[unusable] = 0.0
+        scores = np.nan_to_num(poses.scores.astype(np.float64), nan=0.0)
         colours = None  # this frame's limb colours (and validity), for the appearance cue
         if image is not None and cfg.appearance_weight > 0:
             colours = limb_colours(image, people, cfg.spec.skeleton, cfg.keypoint_min_score)
@@ -222,6 +262,7 @@ class PoseTracker:
             self._tracks.append(track)
             matches[int(d)] = track
         self._confirm(first_frame)
+        self._gate(people, matches, stamp)
         return self._published(people, scores, matches, stamp, keep_untracked)
 
     # ------------------------------------------------------------------------------------
@@ -330,6 +371,19 @@ class PoseTracker:
                 track.track_id = self._next_id
                 self._next_id += 1
 
+    def _gate(self, people: np.ndarray, matches: dict[int, _Track], stamp: float) -> None:
+        """Each matched track's `JointGate` sees its observation (tentative tracks too, so a
+        track has a history when it is confirmed)."""
+        cfg = self.config
+        for d, track in matches.items():
+            if cfg.joint_gate_speed <= 0:
+                track.gate, track.rejected = None, None
+                continue
+            if track.gate is None:
+                track.gate = JointGate(people.shape[1], cfg.joint_gate_speed,
+                                       cfg.joint_gate_floor, cfg.joint_gate_patience)
+            track.rejected = track.gate(people[d], stamp, cfg.keypoint_min_score)
+
     def _published(
         self,
         people: np.ndarray,
@@ -347,9 +401,13 @@ class PoseTracker:
                     ids.append(-1)
                     keypoints.append(people[d])
                 continue
+            observed = people[d]
+            if track.rejected is not None and track.rejected.any():
+                observed = observed.copy()
+                observed[track.rejected, 2] = 0.0
             detections.append(d)
             ids.append(track.track_id)
-            keypoints.append(self._smoothed(track, people[d], stamp))
+            keypoints.append(self._smoothed(track, observed, stamp))
         if not detections:
             return Poses(np.zeros((0,) + people.shape[1:], np.float32), np.zeros(0), np.zeros(0))
         return Poses(np.stack(keypoints), scores[detections], np.asarray(ids))

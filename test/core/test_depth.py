@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -78,3 +80,62 @@ def test_joints_far_from_the_person_depth_are_rejected() -> None:
 def test_bad_input_is_refused(depth, camera, unit, message) -> None:
     with pytest.raises(ValueError, match=message):
         keypoints_from_depth(person([(1, 1)]), depth, camera, unit)
+
+
+def test_camera_matrix_may_be_the_nine_values_of_camera_info_k() -> None:
+    depth = np.full((480, 640), 2.0)
+    keypoints = person([(420, 300), (100, 50)])
+    as_matrix = keypoints_from_depth(keypoints, depth, K)
+    as_flat = keypoints_from_depth(keypoints, depth, K.reshape(-1).tolist())
+    np.testing.assert_array_equal(as_flat[0], as_matrix[0])
+    assert as_flat[1].all()
+    scaled = K * 2.0  # homogeneous scale: K[2][2] == 2 is refused, not normalised
+    with pytest.raises(ValueError, match=r"last row must be \(0, 0, 1\)"):
+        keypoints_from_depth(keypoints, depth, scaled)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_distortion_is_refused(bad: float) -> None:
+    distortion = [-0.2, bad, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="distortion must be finite"):
+        keypoints_from_depth(person([(300, 200)]), np.full((480, 640), 2.0), K, "m", distortion)
+
+
+@pytest.mark.parametrize("length", [1, 3, 6, 7, 9, 15])
+def test_distortion_of_a_length_opencv_does_not_take_is_refused(length: int) -> None:
+    with pytest.raises(ValueError, match=r"4, 5, 8, 12, 14 coefficients.*got %d" % length):
+        keypoints_from_depth(person([(300, 200)]), np.full((480, 640), 2.0), K, "m",
+                             [0.01] * length)
+
+
+@pytest.mark.parametrize("length", [4, 5, 8, 12, 14, 0])
+def test_every_distortion_length_opencv_takes_works(length: int) -> None:
+    positions, valid = keypoints_from_depth(person([(300, 200)]), np.full((480, 640), 2.0), K,
+                                            "m", [0.001] * length)
+    assert valid.all() and np.isfinite(positions).all()
+
+
+def test_keypoints_with_non_finite_coordinates_or_score_are_not_found() -> None:
+    keypoints = person([(300, 150), (300, 350), (320, 250), (310, 300)])
+    keypoints[0, 0, 0] = np.nan  # NaN x with a positive score: not found, no crash
+    keypoints[0, 1, 1] = np.inf
+    keypoints[0, 2, 2] = np.nan  # NaN score: not found
+    positions, valid = keypoints_from_depth(keypoints, np.full((480, 640), 2.0), K)
+    assert valid[0].tolist() == [False, False, False, True]
+    assert np.isfinite(positions).all()
+    np.testing.assert_allclose(positions[0, 3], [-10 / 500 * 2, 60 / 520 * 2, 2.0])
+
+
+def test_integer_depth_in_metres_is_refused_and_float_metres_as_mm_warn() -> None:
+    millimetres = np.full((480, 640), 2500, np.uint16)
+    with pytest.raises(ValueError, match="depth_unit='mm'.*16UC1 is millimetres"):
+        keypoints_from_depth(person([(300, 200)]), millimetres, K, "m")
+    metres = np.full((480, 640), 2.5, np.float32)
+    metres[:10] = np.nan
+    with pytest.warns(UserWarning, match="looks like metres"):
+        _, valid = keypoints_from_depth(person([(300, 200)]), metres, K, "mm")
+    assert not valid.any()
+    with warnings.catch_warnings():  # real millimetres in a float image: no warning
+        warnings.simplefilter("error")
+        _, valid = keypoints_from_depth(person([(300, 200)]), metres * 1000, K, "mm")
+    assert valid.all()

@@ -94,9 +94,44 @@ def test_demo_eval_frames_scores_exactly_that_many_frames_then_stops(
     assert "Traceback" not in done.stderr
 
 
-def test_demo_arguments_resolve_the_duration_and_refuse_eval_without_ground_truth() -> None:
-    from pose_ros.demo import DEFAULT_DURATION_S, EVAL_TIME_LIMIT_S, _parse
+def test_demo_with_depth_reports_people_3d_and_the_3d_error(tmp_path: Path) -> None:
+    """`--depth`: the camera publishes aligned depth, the node people_3d; positions arrive and
+    the evaluation prints the 3D error against the exact truth (the shipped model: random
+    weights would find nobody to place in 3D)."""
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "pose_ros.demo", "--depth", "--eval-frames", "6",
+               "--duration", "120", "--out", str(out), "--device", "cpu", "--rate", "5",
+               "--width", "320", "--height", "240"]
+    domain = str(100 + (os.getpid() + 53) % 100)
+    done = subprocess.run(command, env=dict(os.environ, ROS_DOMAIN_ID=domain),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["people_3d_messages"] > 0 and summary["positions_3d"] > 0
+    evaluation = summary["evaluation"]
+    assert evaluation["frames_3d"] > 0 and evaluation["keypoints_3d"] > 0
+    assert 0.0 < evaluation["keypoint_error_3d_m_median"] < 0.2  # metres, noise-free depth
+    assert f"people_3d: {summary['people_3d_messages']} messages" in done.stdout
+    assert "3D keypoint error over" in done.stdout
+    assert "Traceback" not in done.stderr
 
+
+def test_demo_arguments_resolve_the_duration_and_refuse_eval_without_ground_truth() -> None:
+    from pose_ros.demo import (
+        DEFAULT_DURATION_S,
+        EVAL_TIME_LIMIT_S,
+        _camera_overrides,
+        _parse,
+        _pose_overrides,
+    )
+
+    default = _parse([])
+    assert not default.depth  # depth only when asked for
+    assert "depth" not in {p.name for p in _pose_overrides(default)}
+    assert "publish_depth" not in {p.name for p in _camera_overrides(default)}
+    with_depth = _parse(["--depth"])
+    assert {p.name: p.value for p in _pose_overrides(with_depth)}["depth"] is True
+    assert {p.name: p.value for p in _camera_overrides(with_depth)}["publish_depth"] is True
     assert _parse([]).duration == DEFAULT_DURATION_S
     assert _parse(["--eval-frames", "200"]).duration == EVAL_TIME_LIMIT_S
     assert _parse(["--eval-frames", "200", "--duration", "40"]).duration == 40.0
@@ -106,3 +141,16 @@ def test_demo_arguments_resolve_the_duration_and_refuse_eval_without_ground_trut
         with pytest.raises(SystemExit) as exit_info:
             _parse(refused)
         assert exit_info.value.code == 2
+
+
+def test_demo_passes_other_node_parameters_through() -> None:
+    from pose_ros.demo import _parse, _pose_overrides
+
+    args = _parse(["--param", "track_joint_gate_speed:=0", "--param", "scales:=[1.0, 1.5]",
+                   "--param", "flip_test:=true"])
+    values = {p.name: p.value for p in _pose_overrides(args)}
+    assert values["track_joint_gate_speed"] == 0.0
+    assert isinstance(values["track_joint_gate_speed"], float)  # the parameter's type
+    assert values["scales"] == [1.0, 1.5] and values["flip_test"] is True
+    with pytest.raises(SystemExit):
+        _parse(["--param", "flip_test=true"])

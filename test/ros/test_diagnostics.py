@@ -63,3 +63,22 @@ def test_status_values_helper() -> None:
     array = DiagnosticArray(status=[stats.report("pose_node: pipeline", "cpu")])
     assert status_values(array, "pipeline")["frames_received"] == "0"
     assert status_values(array, "missing") == {}
+
+def test_a_camera_that_stops_is_counted_once_per_stop() -> None:
+    clock = _FakeClock()
+    stats = NodeStatistics(clock=clock)
+    clock.now += 1.0
+    first = {kv.key: kv.value for kv in stats.report("n", "cpu").values}
+    assert first["input_stalls"] == "0" and first["seconds_since_input"] == "never"
+    stats.record_received()
+    clock.now += 1.0
+    stats.report("n", "cpu")
+    for _ in range(3):  # three silent periods: one stop
+        clock.now += 1.0
+        values = {kv.key: kv.value for kv in stats.report("n", "cpu").values}
+    assert values["input_stalls"] == "1" and values["seconds_since_input"] == "4.0"
+    stats.record_received()  # it comes back, then stops again
+    clock.now += 1.0
+    stats.report("n", "cpu")
+    clock.now += 1.0
+    assert status_values(DiagnosticArray(status=[stats.report("n", "cpu")]))["input_stalls"] == "2"

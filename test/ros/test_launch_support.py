@@ -109,3 +109,25 @@ def test_several_cameras_run_in_one_pose_node() -> None:
     assert parse_cameras("") == ()
     with pytest.raises(ValueError, match="distinct"):
         parse_cameras("front,front")
+
+
+def test_each_camera_has_its_own_topic_and_transport() -> None:
+    configs = node_configs({"cameras": "front,left",
+                            "camera_topics": "/front/color/image_raw,/left/color/image_raw",
+                            "camera_transports": "raw,compressed",
+                            "use_synthetic_camera": "true"}, Path("/share"))
+    pose = configs[-1]
+    assert pose["parameters"][1]["camera_transports"] == ["raw", "compressed"]
+    assert ("front/image", "/front/color/image_raw") in pose["remappings"]
+    assert ("left/image/compressed", "/left/color/image_raw/compressed") in pose["remappings"]
+    left = [c for c in configs if c.get("name") == "synthetic_camera_left"][0]
+    assert left["parameters"] == [{"publish_compressed": True}]
+    assert ("camera_info", "/left/color/camera_info") in left["remappings"]
+    # one transport for all; the compressed argument is the default for all
+    every = node_configs({"cameras": "a,b", "compressed": "true"}, Path("/share"))[-1]
+    assert every["parameters"][1]["camera_transports"] == ["compressed", "compressed"]
+    for bad, reason in (({"camera_transports": "raw,raw,raw"}, "one per camera"),
+                        ({"camera_transports": "jpeg"}, "raw or compressed"),
+                        ({"camera_topics": "/x,/x"}, "distinct")):
+        with pytest.raises(ValueError, match=reason):
+            node_configs({"cameras": "a,b", **bad}, Path("/share"))

@@ -22,12 +22,12 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from pose_core.data.synthetic import SyntheticVideo
 from pose_ros.diagnostics import status_values
-from pose_ros.image_conversion import bgr_to_image
+from pose_ros.image_conversion import bgr_to_compressed, bgr_to_image
 from pose_ros.msg import PersonArray
 from pose_ros.params import NodeParams
 from pose_ros.pose_node import PoseNode, build_estimator
@@ -62,14 +62,19 @@ class CountingEstimator:
 class Cameras:
     """The pose node, one publisher and one `people` subscription per camera."""
 
-    def __init__(self, context: rclpy.Context, pose: PoseNode, estimator: CountingEstimator):
+    def __init__(self, context: rclpy.Context, pose: PoseNode, estimator: CountingEstimator,
+                 compressed: tuple[str, ...] = ()):
         self.pose, self.estimator = pose, estimator
         self.node = Node("cameras", context=context)
         self.lock = threading.Lock()
         self.people: dict[str, list[PersonArray]] = {c: [] for c in CAMERAS}
         self.diagnostics: list[DiagnosticArray] = []
-        self.publishers = {c: self.node.create_publisher(Image, f"{c}/image", RELIABLE)
-                           for c in CAMERAS}
+        self.compressed = compressed
+        self.publishers = {
+            c: (self.node.create_publisher(CompressedImage, f"{c}/image/compressed", RELIABLE)
+                if c in compressed else self.node.create_publisher(Image, f"{c}/image", RELIABLE))
+            for c in CAMERAS
+        }
         for camera in CAMERAS:
             self.node.create_subscription(
                 PersonArray, f"{camera}/people",
@@ -97,7 +102,8 @@ class Cameras:
 
     def publish(self, camera: str, image_bgr, stamp_s: int) -> Header:
         header = Header(stamp=Time(sec=stamp_s), frame_id=f"{camera}_optical")
-        self.publishers[camera].publish(bgr_to_image(image_bgr, header))
+        convert = bgr_to_compressed if camera in self.compressed else bgr_to_image
+        self.publishers[camera].publish(convert(image_bgr, header))
         return header
 
     def status(self, camera: str) -> tuple[int, dict[str, str]]:
@@ -129,7 +135,11 @@ def running_node(context: rclpy.Context, **params) -> Iterator[Cameras]:
     overrides += [Parameter(k, value=v) for k, v in params.items()]
     pose = PoseNode(context=context, parameter_overrides=overrides, estimator_factory=factory)
     assert pose.active
-    cameras = Cameras(context, pose, holder[-1])
+    transports = params.get("camera_transports", ["raw"])
+    compressed = tuple(c for i, c in enumerate(CAMERAS)
+                       if (transports[0] if len(transports) == 1 else transports[i])
+                       == "compressed")
+    cameras = Cameras(context, pose, holder[-1], compressed)
     executor = MultiThreadedExecutor(num_threads=3, context=context)
     executor.add_node(pose)
     executor.add_node(cameras.node)
@@ -207,3 +217,20 @@ def test_trouble_on_one_camera_leaves_the_others_running(ros_context: rclpy.Cont
 
         assert cameras.wait_for(counted, 10.0), [cameras.status(c) for c in CAMERAS]
         assert cameras.pose.channels[0].stats.errors == 0
+
+
+def test_cameras_may_send_raw_and_compressed_images_to_one_node(
+    ros_context: rclpy.Context,
+) -> None:
+    video = SyntheticVideo(320, 240, num_people=2, fps=10.0, seed=4)
+    with running_node(ros_context, camera_transports=["raw", "compressed", "raw"]) as cameras:
+        topics = {c: cameras.pose._channel[c].subscription.topic_name for c in CAMERAS}
+        assert topics["left"].endswith("left/image/compressed")
+        assert topics["front"].endswith("front/image")
+        sent = {c: cameras.publish(c, video.frame(0).image_bgr, 200) for c in CAMERAS}
+        assert cameras.wait_for(lambda: all(
+            any(m.header.frame_id == sent[c].frame_id for m in cameras.people[c])
+            for c in CAMERAS), 120.0), "not every camera answered"
+        with cameras.lock:
+            left = [m for m in cameras.people["left"] if m.header.stamp == sent["left"].stamp]
+        assert left and len(left[0].people) >= 1, "the compressed camera's people"

@@ -45,3 +45,21 @@ def test_run_node_propagates_other_errors_after_destroying_the_node() -> None:
         run_node(lambda: _StopsOnFirstTick(RuntimeError("boom"), destroyed), args=[])
     assert destroyed == ["run_node_probe"]
     assert not rclpy.ok()
+
+
+def test_a_refused_top_down_model_is_the_only_error(
+    random_checkpoint, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The node refuses a top-down model in its constructor; rclpy's shutdown then destroys
+    the half-built node, which must not add an error of its own (it once raised
+    AttributeError: no 'channels')."""
+    from pose_ros.pose_node import PoseNode
+
+    args = ["--ros-args", "-p", "model:=hrnet_w32_256x192_coco",
+            "-p", f"checkpoint:={random_checkpoint}"]
+    with pytest.raises(ValueError, match="top-down: it needs a box per person") as refused:
+        run_node(PoseNode, args=args)
+    assert refused.value.__context__ is None  # nothing went wrong while handling it
+    assert not rclpy.ok()
+    output = capfd.readouterr()
+    assert "AttributeError" not in output.out + output.err

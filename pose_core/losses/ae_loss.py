@@ -11,7 +11,9 @@ Mirrors HigherHRNet `lib/core/loss.py::AELoss`, vectorised over people and image
 - N = 0: push = pull = 0; N = 1: push = 0.
 
 The official yaml uses 'exp' (the code default is 'max'), with push/pull factors 0.001.
-Shapes: tags (B, L) or (B, L, 1) with L = J·H·W; joints (B, P, J, 2) int64 (index, flag).
+Tags of D > 1 values per joint (an extension; the official loss has D = 1): squared differences
+become squared Euclidean distances and |t_a − t_b| the Euclidean norm, so D = 1 is unchanged.
+Shapes: tags (B, L) or (B, L, D) with L = J·H·W; joints (B, P, J, 2) int64 (index, flag).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def ae_loss(tags: Tensor, joints: Tensor, loss_type: str = "exp") -> tuple[Tenso
     """Per-image push and pull losses (no factors applied).
 
     Args:
-        tags: (B, L) or (B, L, 1) tag maps flattened over (J, H, W).
+        tags: (B, L) or (B, L, D) tag maps flattened over (J, H, W), D values per pixel.
         joints: (B, P, J, 2) integer (flat index, flag) per person slot, as the AE codec packs
             them (any layout of flagged entries is accepted, not only dense packing).
         loss_type: "exp" or "max".
@@ -38,12 +40,10 @@ def ae_loss(tags: Tensor, joints: Tensor, loss_type: str = "exp") -> tuple[Tenso
     """
     if loss_type not in AE_LOSS_TYPES:
         raise ValueError(f"loss_type must be one of {AE_LOSS_TYPES}, got {loss_type!r}")
-    if tags.dim() == 3:
-        if tags.shape[2] != 1:
-            raise ValueError(f"only one tag value per pixel is supported, got {tuple(tags.shape)}")
-        tags = tags[:, :, 0]
-    if tags.dim() != 2:
-        raise ValueError(f"tags must be (B, L) or (B, L, 1), got {tuple(tags.shape)}")
+    if tags.dim() == 2:
+        tags = tags[:, :, None]
+    if tags.dim() != 3:
+        raise ValueError(f"tags must be (B, L) or (B, L, D), got {tuple(tags.shape)}")
     if joints.dim() != 4 or joints.shape[-1] != 2 or joints.shape[0] != tags.shape[0]:
         raise ValueError(
             f"joints must be (B, P, J, 2) with B={tags.shape[0]}, got {tuple(joints.shape)}"
@@ -54,22 +54,29 @@ def ae_loss(tags: Tensor, joints: Tensor, loss_type: str = "exp") -> tuple[Tenso
     flag = (joints[..., 1] > 0).to(tags.dtype)  # (B, P, J)
     if index.numel() and (int(index.min()) < 0 or int(index.max()) >= tags.shape[1]):
         raise ValueError(f"AE indices outside [0, {tags.shape[1]}) of the flattened tag map")
-    values = tags.gather(1, index).reshape(batch, people, num_joints)
+    dim = tags.shape[2]
+    values = tags.gather(1, index[..., None].expand(-1, -1, dim)).reshape(
+        batch, people, num_joints, dim)
     count = flag.sum(dim=2)  # (B, P)
     valid = count > 0
     safe_count = count.clamp(min=1)
-    reference = (values * flag).sum(dim=2) / safe_count  # (B, P)
-    pull_person = ((values - reference[..., None]) ** 2 * flag).sum(dim=2) / safe_count
+    reference = (values * flag[..., None]).sum(dim=2) / safe_count[..., None]  # (B, P, D)
+    squared = ((values - reference[:, :, None]) ** 2).sum(dim=3)  # (B, P, J)
+    pull_person = (squared * flag).sum(dim=2) / safe_count
     valid_f = valid.to(tags.dtype)
     num_people = valid_f.sum(dim=1)  # (B,)
     pull = (pull_person * valid_f).sum(dim=1) / num_people.clamp(min=1)
 
-    diff = reference[:, :, None] - reference[:, None, :]  # (B, P, P)
+    diff2 = ((reference[:, :, None] - reference[:, None, :]) ** 2).sum(dim=3)  # (B, P, P)
     pair = valid_f[:, :, None] * valid_f[:, None, :]
     if loss_type == "exp":
-        similarity = torch.exp(-(diff**2))
-    else:
-        similarity = torch.clamp(1 - diff.abs(), min=0)
+        similarity = torch.exp(-diff2)
+    elif dim == 1:
+        difference = reference[:, :, None, 0] - reference[:, None, :, 0]
+        similarity = torch.clamp(1 - difference.abs(), min=0)
+    else:  # sqrt's gradient at 0 (the diagonal) is infinite: a safe norm
+        distance = torch.where(diff2 > 0, diff2.clamp(min=1e-12).sqrt(), diff2)
+        similarity = torch.clamp(1 - distance, min=0)
     total = (similarity * pair).sum(dim=(1, 2)) - num_people
     pairs = num_people * (num_people - 1)
     push = torch.where(pairs > 0, total / pairs.clamp(min=1) * 0.5, torch.zeros_like(total))

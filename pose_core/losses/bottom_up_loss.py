@@ -52,8 +52,8 @@ class BottomUpLoss(nn.Module):
             head = HeadLayout.associative_embedding(int(head), len(heatmap_factors))
         if len(head.heatmaps) != len(heatmap_factors):
             raise ValueError("heatmap_factors needs one entry per heatmap block of the head")
-        if head.tags is None or head.tag_dim != 1:
-            raise ValueError("the AE loss needs a head with one tag value per joint")
+        if head.tags is None:
+            raise ValueError("the AE loss needs a head with tags")
         if with_ae is None:
             with_ae = tuple(block.output == head.tags.output for block in head.heatmaps)
         if len(with_ae) != len(heatmap_factors):
@@ -100,7 +100,7 @@ class BottomUpLoss(nn.Module):
             per_sample = masked_heatmap_mse(predicted, heatmaps[i], masks[i])
             terms[f"heatmaps_{i}"] = per_sample.mean() * self.heatmap_factors[i]
             if self.with_ae[i]:
-                tags = head.tags.take(outputs).reshape(predicted.shape[0], -1)
+                tags = self._flat_tags(head.tags.take(outputs))
                 push, pull = ae_loss(tags, joints, self.ae_loss_type)
                 push = push.mean() * self.push_factor
                 pull = pull.mean() * self.pull_factor
@@ -110,3 +110,13 @@ class BottomUpLoss(nn.Module):
             terms["push"] = push_total
             terms["pull"] = pull_total
         return terms
+
+    def _flat_tags(self, tags: Tensor) -> Tensor:
+        """(B, J * D, H, W) joint-major tag channels -> (B, J * H * W, D), the AE indices'
+        (J, H, W) order."""
+        batch, _, height, width = tags.shape
+        dim = self.head.tag_dim
+        if dim == 1:
+            return tags.reshape(batch, -1)
+        return tags.reshape(batch, self.num_joints, dim, height, width).permute(
+            0, 1, 3, 4, 2).reshape(batch, -1, dim)

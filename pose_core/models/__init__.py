@@ -38,6 +38,7 @@ from pose_core.models.higher_hrnet import (
     HigherHRNetSpec,
     build_higher_hrnet,
     higher_hrnet_lite_w16,
+    higher_hrnet_lite_w16_tag2,
     higher_hrnet_w32,
     higher_hrnet_w48,
 )
@@ -155,6 +156,12 @@ MODELS: dict[str, ModelInfo] = {
     "higherhrnet_lite_w16_256_coco": ModelInfo(
         "higherhrnet_lite_w16_256_coco", "higherhrnet", (256, 256), COCO_17, 16,
         higher_hrnet_lite_w16, test_scales=(1.0, 1.5), draw_person_score=0.4,
+    ),
+    # experiment: the shipped network with 2 tag values per joint (no weights shipped)
+    "higherhrnet_lite_w16_256_coco_tag2": ModelInfo(
+        "higherhrnet_lite_w16_256_coco_tag2", "higherhrnet", (256, 256), COCO_17, 16,
+        higher_hrnet_lite_w16_tag2, test_scales=(1.0, 1.5), draw_person_score=0.4,
+        head=HeadLayout.associative_embedding(17, 2, tag_dim=2),
     ),
     "higherhrnet_w32_512_coco": ModelInfo(
         "higherhrnet_w32_512_coco", "higherhrnet", (512, 512), COCO_17, 32, higher_hrnet_w32

@@ -15,6 +15,7 @@ Forward returns a list `[out0, out1]` (the official return type).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,7 @@ __all__ = [
     "higher_hrnet_w32",
     "higher_hrnet_w48",
     "higher_hrnet_lite_w16",
+    "higher_hrnet_lite_w16_tag2",
 ]
 
 _DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}  # kernel -> (padding, output_padding)
@@ -59,6 +61,8 @@ class HigherHRNetSpec:
         cat_output: concatenate the previous prediction to each deconv module's input.
         with_ae: which outputs carry per-joint tag maps (one entry per output).
         final_conv_kernel: kernel of the prediction convs (1 or 3).
+        tag_dim: tag values per joint (official: 1); the tag channels are joint-major
+            (`HeadLayout.associative_embedding(..., tag_dim=D)`).
     """
 
     backbone: HRNetSpec
@@ -68,8 +72,11 @@ class HigherHRNetSpec:
     cat_output: tuple[bool, ...] = (True,)
     with_ae: tuple[bool, ...] = (True, False)
     final_conv_kernel: int = 1
+    tag_dim: int = 1
 
     def __post_init__(self) -> None:
+        if self.tag_dim < 1:
+            raise ValueError(f"HigherHRNetSpec: tag_dim must be >= 1, got {self.tag_dim}")
         n = len(self.deconv_channels)
         if len(self.deconv_kernels) != n or len(self.cat_output) != n:
             raise ValueError("HigherHRNetSpec: one deconv_kernels / cat_output entry per deconv")
@@ -124,7 +131,7 @@ class HigherHRNet(HRNet):
         self.head_spec = spec
         self.keypoints = keypoints
         joints = keypoints.num_keypoints
-        out_channels = [joints + (joints if ae else 0) for ae in spec.with_ae]
+        out_channels = [joints + (joints * spec.tag_dim if ae else 0) for ae in spec.with_ae]
         padding = 1 if spec.final_conv_kernel == 3 else 0
         finals = [nn.Conv2d(self.out_channels, out_channels[0], spec.final_conv_kernel,
                             padding=padding)]
@@ -191,3 +198,9 @@ def higher_hrnet_w48(keypoints: KeypointSpec = COCO_17) -> HigherHRNet:
 def higher_hrnet_lite_w16(keypoints: KeypointSpec = COCO_17) -> HigherHRNet:
     """The small shipped HigherHRNet (width 16, reduced stages; see HIGHER_HRNET_LITE_W16)."""
     return build_higher_hrnet(HIGHER_HRNET_LITE_W16, keypoints)
+
+
+def higher_hrnet_lite_w16_tag2(keypoints: KeypointSpec = COCO_17) -> HigherHRNet:
+    """The shipped network with two tag values per joint (an experiment: the flip test's
+    second tag pass is what separates overlapping people, docs/training_synthetic.md)."""
+    return build_higher_hrnet(dataclasses.replace(HIGHER_HRNET_LITE_W16, tag_dim=2), keypoints)

@@ -35,7 +35,9 @@ def test_every_registered_model_names_a_known_decoder_and_a_consistent_head() ->
         extra = 1 if info.decoder == "double_embedding" else 0
         assert head.num_joints == info.num_joints + extra, name
         if info.decoder == "associative_embedding":
-            assert head.tag_dim == 1 and head.tags == Channels(0, info.num_joints, info.num_joints)
+            # one tag value per joint (official); the tag2 experiment has two
+            assert head.tag_dim == (2 if name.endswith("_tag2") else 1), name
+            assert head.tags == Channels(0, info.num_joints, info.num_joints * head.tag_dim)
         elif info.decoder == "coupled_embedding":
             dim = head.tag_dim
             assert head.tags == Channels(0, info.num_joints, info.num_joints * dim)
@@ -45,7 +47,11 @@ def test_every_registered_model_names_a_known_decoder_and_a_consistent_head() ->
             assert head.tags is None and len(head.heatmaps) == 1
 
 
-@pytest.mark.parametrize("name", ["higherhrnet_lite_w16_256_coco", "hrnet_w32_256x192_crowdpose"])
+@pytest.mark.parametrize(
+    "name",
+    ["higherhrnet_lite_w16_256_coco", "higherhrnet_lite_w16_256_coco_tag2",
+     "hrnet_w32_256x192_crowdpose"],
+)
 def test_head_layout_matches_the_network_outputs(name: str) -> None:
     info = model_info(name)
     model = build_model(name).eval()

@@ -52,8 +52,9 @@ def test_draw_poses_skips_people_below_the_person_cut() -> None:
 
 def test_models_draw_at_the_default_cut_except_the_shipped_synthetic_one() -> None:
     assert DRAW_PERSON_SCORE == 0.25
+    # the shipped model and its variants (the tag2 experiment) know only synthetic people
     others = {name: info.draw_person_score for name, info in MODELS.items()
-              if name != DEFAULT_MODEL}
+              if not name.startswith(DEFAULT_MODEL)}
     assert others and set(others.values()) == {DRAW_PERSON_SCORE}
     # its false people on real photographs reach 0.52, its true synthetic ones mostly >= 0.55
     assert DRAW_PERSON_SCORE < model_info(DEFAULT_MODEL).draw_person_score < 0.55

@@ -129,3 +129,48 @@ def test_bottom_up_loss_rejects_wrong_resolution_count() -> None:
         BottomUpLoss(17)(
             [torch.zeros(1, 34, 8, 8)], [torch.zeros(1, 17, 8, 8)], [], torch.zeros(1, 30, 17, 2)
         )
+
+
+def test_ae_loss_with_vector_tags_matches_the_multi_dim_loss_and_reduces_to_1d() -> None:
+    """D-dim AE tags (the tag2 experiment): the 'exp' loss equals Coupled Embedding's D-dim
+    AE terms without the scale coupling; D = 1 and zero extra dimensions change nothing."""
+    from pose_core.losses.ae_loss import ae_loss
+    from pose_core.losses.coupled_embedding import multi_dim_ae_losses
+
+    generator = torch.Generator().manual_seed(3)
+    batch, joints_n, dim, height, width, people = 2, 5, 3, 6, 7, 4
+    tags = torch.randn(batch, joints_n, dim, height, width, generator=generator,
+                       dtype=torch.float64)
+    index = torch.randint(0, height * width, (batch, people, joints_n), generator=generator)
+    index = index + torch.arange(joints_n) * height * width  # joint j's map
+    flag = (torch.rand(batch, people, joints_n, generator=generator) > 0.3).long()
+    flag[1, 3] = 0  # an empty person slot
+    joints = torch.stack([index, flag], dim=-1)
+    flat = tags.permute(0, 1, 3, 4, 2).reshape(batch, -1, dim)
+    push, pull = ae_loss(flat, joints, "exp")
+    expected_pull, expected_push, _ = multi_dim_ae_losses(tags, joints, None)
+    assert torch.allclose(pull.mean(), expected_pull) and torch.allclose(push.mean(), expected_push)
+    one = flat[:, :, :1]
+    padded = torch.cat([one, torch.zeros_like(flat[:, :, :2])], dim=2)
+    for loss_type in ("exp", "max"):
+        reference = ae_loss(one[:, :, 0], joints, loss_type)
+        for variant in (one, padded):
+            for got, want in zip(ae_loss(variant, joints, loss_type), reference):
+                assert torch.allclose(got, want)
+    # the 'max' type keeps a finite gradient with vector tags (the diagonal's zero distance)
+    flat.requires_grad_(True)
+    sum(ae_loss(flat, joints, "max")).sum().backward()
+    assert torch.isfinite(flat.grad).all()
+
+
+def test_bottom_up_loss_reads_joint_major_vector_tags() -> None:
+    from pose_core.losses.bottom_up_loss import BottomUpLoss
+    from pose_core.models.heads import HeadLayout
+
+    head = HeadLayout.associative_embedding(3, 2, tag_dim=2)
+    loss = BottomUpLoss(head, ae_loss_type="exp")
+    tags = torch.arange(2 * 3 * 2 * 4 * 4, dtype=torch.float32).reshape(2, 6, 4, 4)
+    flat = loss._flat_tags(tags)
+    # joint 1, pixel (y=2, x=3), second value = channel 1 * 2 + 1
+    assert flat[0, 1 * 16 + 2 * 4 + 3, 1] == tags[0, 3, 2, 3]
+    assert flat.shape == (2, 3 * 16, 2)

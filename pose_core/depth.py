@@ -97,36 +97,66 @@ def keypoints_from_depth(
     keypoints = np.asarray(keypoints, np.float64)
     if keypoints.ndim != 3 or keypoints.shape[2] != 3:
         raise ValueError(f"keypoints must be (P, J, 3), got {keypoints.shape}")
-    metres = _depth_in_metres(depth, depth_unit, min_depth, max_depth)
+    depth = _checked_depth(depth, depth_unit, max_depth)
     k, distortion = check_camera_model(camera_matrix, distortion)
-    num_people, num_joints = keypoints.shape[:2]
-    depths = np.full((num_people, num_joints), np.nan)
     found = found_joints(keypoints)
     halves = joint_window_half_sizes(keypoints, window_fraction)
-    height, width = metres.shape
-    for p in range(num_people):
-        half = int(halves[p])
-        for j in range(num_joints):
-            if not found[p, j]:
-                continue
-            x, y, _ = keypoints[p, j]
-            u, v = int(round(x)), int(round(y))
-            if not (0 <= u < width and 0 <= v < height):
-                continue
-            window = metres[max(v - half, 0) : v + half + 1, max(u - half, 0) : u + half + 1]
-            values = window[np.isfinite(window)]
-            if values.size >= max(1, min_valid_fraction * window.size):
-                depths[p, j] = float(np.median(values))
+    depths = np.full(found.shape, np.nan)
+    for p in range(len(keypoints)):
+        depths[p] = _window_medians(depth, keypoints[p], found[p], int(halves[p]), depth_unit,
+                                    min_depth, max_depth, min_valid_fraction)
     with warnings.catch_warnings():  # a person without any depth: NaN median, no joint valid
         warnings.simplefilter("ignore", RuntimeWarning)
         person_median = np.nanmedian(depths, axis=1, keepdims=True)
     valid = np.isfinite(depths) & (np.abs(depths - person_median) <= max_offset)
-    positions = np.zeros((num_people, num_joints, 3))
+    positions = np.zeros(found.shape + (3,))
     if valid.any():
         rays = _normalised_rays(keypoints[valid][:, :2], k, distortion)
         z = depths[valid]
         positions[valid] = np.column_stack([rays[:, 0] * z, rays[:, 1] * z, z])
     return positions, valid
+
+
+def _window_medians(
+    depth: np.ndarray, person: np.ndarray, found: np.ndarray, half: int, unit: str,
+    low: float, high: float, min_valid_fraction: float,
+) -> np.ndarray:
+    """(J,) median valid depth (m) in each found joint's window of one person (NaN where the
+    joint is not found, outside the image, or its window has too few valid pixels).
+
+    The windows are cut from the image clipped at its border; all of a person's windows are
+    read in one gather, and only their pixels are converted to metres (a few numpy calls per
+    person: in a node whose other threads hold the GIL, many small calls cost far more than
+    their arithmetic).
+    """
+    medians = np.full(len(person), np.nan)
+    height, width = depth.shape
+    with np.errstate(invalid="ignore"):
+        u = np.round(person[:, 0]).astype(np.int64, copy=False)
+        v = np.round(person[:, 1]).astype(np.int64, copy=False)
+    joints = np.flatnonzero(found & (u >= 0) & (u < width) & (v >= 0) & (v < height))
+    if not len(joints):
+        return medians
+    offsets = np.arange(-half, half + 1)
+    rows, cols = v[joints, None] + offsets, u[joints, None] + offsets  # (n, 2 half + 1)
+    in_image = (((rows >= 0) & (rows < height))[:, :, None]
+                & ((cols >= 0) & (cols < width))[:, None, :])
+    windows = _in_metres(
+        depth[np.clip(rows, 0, height - 1)[:, :, None], np.clip(cols, 0, width - 1)[:, None, :]],
+        unit, low, high,
+    )
+    windows[~in_image] = np.nan
+    # the median of each row's valid values: NaN sorts last, so they are the first `valid`
+    ordered = np.sort(windows.reshape(len(joints), -1), axis=1)
+    valid = np.isfinite(ordered).sum(axis=1)
+    enough = valid >= np.maximum(1, min_valid_fraction * in_image.reshape(len(joints), -1).sum(1))
+    rows_ok = np.flatnonzero(enough)
+    if len(rows_ok):
+        count = valid[rows_ok]
+        lower = ordered[rows_ok, (count - 1) // 2]
+        upper = ordered[rows_ok, count // 2]
+        medians[joints[rows_ok]] = (lower + upper) / 2
+    return medians
 
 
 def check_camera_model(
@@ -161,8 +191,8 @@ def check_camera_model(
     return k, (coefficients if np.any(coefficients != 0) else None)
 
 
-def _depth_in_metres(depth: np.ndarray, unit: str, low: float, high: float) -> np.ndarray:
-    """Depth as float64 metres with NaN where there is no valid reading."""
+def _checked_depth(depth: np.ndarray, unit: str, high: float) -> np.ndarray:
+    """The depth image as an array, after checking its shape, unit and dtype."""
     if unit not in DEPTH_UNITS:
         raise ValueError(f"depth_unit must be one of {sorted(DEPTH_UNITS)}, got {unit!r}")
     depth = np.asarray(depth)
@@ -175,6 +205,11 @@ def _depth_in_metres(depth: np.ndarray, unit: str, low: float, high: float) -> n
         )
     if unit == "mm" and np.issubdtype(depth.dtype, np.floating):
         _warn_if_metres(depth, high)
+    return depth
+
+
+def _in_metres(depth: np.ndarray, unit: str, low: float, high: float) -> np.ndarray:
+    """Depth pixels as float64 metres with NaN where there is no valid reading."""
     metres = depth.astype(np.float64) * DEPTH_UNITS[unit]
     with np.errstate(invalid="ignore"):
         metres[~np.isfinite(metres) | (metres < low) | (metres > high)] = np.nan

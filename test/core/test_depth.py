@@ -139,3 +139,41 @@ def test_integer_depth_in_metres_is_refused_and_float_metres_as_mm_warn() -> Non
         warnings.simplefilter("error")
         _, valid = keypoints_from_depth(person([(300, 200)]), metres * 1000, K, "mm")
     assert valid.all()
+
+
+def _reference_depths(keypoints, depth_m, half_sizes, min_valid_fraction=0.25):
+    """The window statistic written as the plain per-joint loop: median of the valid pixels of
+    the window clipped at the image border, if enough of them are valid."""
+    out = np.full(keypoints.shape[:2], np.nan)
+    height, width = depth_m.shape
+    for p, person in enumerate(keypoints):
+        half = int(half_sizes[p])
+        for j, (x, y, score) in enumerate(person):
+            if not (np.isfinite([x, y, score]).all() and score > 0):
+                continue
+            u, v = int(round(x)), int(round(y))
+            if not (0 <= u < width and 0 <= v < height):
+                continue
+            window = depth_m[max(v - half, 0): v + half + 1, max(u - half, 0): u + half + 1]
+            values = window[np.isfinite(window) & (window >= 0.1) & (window <= 20.0)]
+            if values.size >= max(1, min_valid_fraction * window.size):
+                out[p, j] = np.median(values)
+    return out
+
+
+def test_window_medians_match_the_plain_per_joint_loop_on_random_frames() -> None:
+    from pose_core.depth import joint_window_half_sizes
+
+    rng = np.random.default_rng(7)
+    camera = np.array([[400.0, 0, 80], [0, 400.0, 60], [0, 0, 1]])
+    for _ in range(40):
+        depth = rng.uniform(0.05, 21.0, (120, 160))
+        depth[rng.random(depth.shape) < rng.uniform(0, 0.9)] = np.nan
+        people = rng.integers(0, 4)
+        keypoints = np.column_stack([rng.uniform(-10, 170, people * 17),
+                                     rng.uniform(-10, 130, people * 17),
+                                     rng.uniform(-0.3, 1, people * 17)]).reshape(people, 17, 3)
+        positions, valid = keypoints_from_depth(keypoints, depth, camera, max_offset=100.0)
+        expected = _reference_depths(keypoints, depth, joint_window_half_sizes(keypoints))
+        np.testing.assert_array_equal(valid, np.isfinite(expected))
+        np.testing.assert_allclose(positions[valid][:, 2], expected[valid])

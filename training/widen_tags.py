@@ -25,13 +25,17 @@ from pose_core.models.checkpoint import load_checkpoint
 
 
 def widen(source_state: dict[str, torch.Tensor], model: torch.nn.Module, num_joints: int,
-          tag_dim: int, extra_gain: float = 1.0) -> dict[str, torch.Tensor]:
+          tag_dim: int, extra_gain: float = 1.0, copy_first: bool = False
+          ) -> dict[str, torch.Tensor]:
     """The widened state dict: `model`'s own tensors with the source copied in; the random
-    prediction rows of the extra tag values are multiplied by `extra_gain`."""
+    prediction rows of the extra tag values are multiplied by `extra_gain`, or with
+    `copy_first` are copies of the first value's (a start for a target near the first value,
+    such as the mirrored pass's tag of flip-tag distillation)."""
     state = {k: v.clone() for k, v in model.state_dict().items()}
     j = num_joints
     for d in range(1, tag_dim):
         state["final_layers.0.weight"][j + d::tag_dim] *= extra_gain
+    copied_rows = {}  # with copy_first: the extra values' prediction rows = the first value's
     for key, value in source_state.items():
         target = state[key]
         if target.shape == value.shape:
@@ -39,6 +43,7 @@ def widen(source_state: dict[str, torch.Tensor], model: torch.nn.Module, num_joi
         elif key.startswith("final_layers.0."):  # (J + J, ...) -> (J + J * D, ...)
             target[:j] = value[:j]
             target[j::tag_dim][:j] = value[j:2 * j]  # rows J + j * D: the first tag value
+            copied_rows[key] = value[j:2 * j]
         elif key == "deconv_layers.0.0.0.weight":  # ConvTranspose (in, out, k, k)
             features = value.shape[0] - 2 * j
             target.zero_()
@@ -46,6 +51,10 @@ def widen(source_state: dict[str, torch.Tensor], model: torch.nn.Module, num_joi
             target[features + j::tag_dim][:j] = value[features + j:]  # first tag values
         else:
             raise ValueError(f"{key}: {tuple(value.shape)} -> {tuple(target.shape)} not handled")
+    if copy_first:
+        for key, rows in copied_rows.items():
+            for d in range(1, tag_dim):
+                state[key][j + d::tag_dim][:j] = rows
     return state
 
 
@@ -60,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(std 0.001) gives values ~0.006 against ~1.4 for the copied one, and "
                         "the AE gradients on a value scale with its spread, so it would hardly "
                         "grow at a fine-tuning learning rate")
+    parser.add_argument("--copy-first", action="store_true",
+                        help="the extra values start as copies of the first (flip-tag "
+                        "distillation: the mirrored pass's tag is close to the normal one)")
     parser.add_argument("--out", type=pathlib.Path, required=True)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -68,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(args.model)
     info = model_info(args.model)
     state = widen(source.state_dict(), model, info.num_joints, info.head_layout.tag_dim,
-                  args.extra_gain)
+                  args.extra_gain, args.copy_first)
     load_checkpoint(model, state)  # strict: every key and shape
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, args.out)

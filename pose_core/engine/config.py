@@ -202,6 +202,10 @@ class LossConfig:
         offset_factors / centre_weight: Double Embedding only (task "double_embedding"):
             Smooth-L1 offset weight per resolution (release 2.0 COCO W32-512, 1.0 otherwise)
             and the centre heatmap's weight (5).
+        flip_tag_teacher / flip_tag_teacher_model / flip_tag_factor: bottom-up models with two
+            tag values per joint only (an experiment, `pose_core.losses.flip_tag_distillation`):
+            weights of a frozen teacher whose mirrored-pass tags the second value learns, its
+            model name, and the term's weight ('' = off).
     """
 
     heatmap_factors: tuple[float, ...] = (1.0, 1.0)
@@ -216,6 +220,9 @@ class LossConfig:
     zero_tag_guard: Literal["fixed_sigma", "release"] = "fixed_sigma"
     offset_factors: tuple[float, ...] = (2.0, 2.0)
     centre_weight: float = 5.0
+    flip_tag_teacher: str = ""
+    flip_tag_teacher_model: str = "higherhrnet_lite_w16_256_coco"
+    flip_tag_factor: float = 0.003
 
 
 @dataclass(frozen=True)

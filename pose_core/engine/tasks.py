@@ -190,6 +190,8 @@ class BottomUpTask(_CocoTask):
 
     def _configure(self) -> None:
         self.input_size = int(self.data.input_size[0])
+        self._flip_teacher: nn.Module | None = None  # LossConfig.flip_tag_teacher, loaded once
+        self._teacher_tags: Any = None
         self.output_sizes = bottom_up_output_sizes(
             self.input_size, len(self.loss_config.heatmap_factors)
         )
@@ -234,7 +236,40 @@ class BottomUpTask(_CocoTask):
         heatmaps = [h.to(device, non_blocking=True) for h in batch["heatmaps"]]
         masks = [m.to(device, non_blocking=True) for m in batch["masks"]]
         joints = batch["joints"].to(device, non_blocking=True)
-        return self._loss(list(outputs), heatmaps, masks, joints)
+        terms = self._loss(list(outputs), heatmaps, masks, joints)
+        if self.loss_config.flip_tag_teacher:
+            terms["flip_tags"] = self._flip_tag_term(outputs, batch, joints, device)
+        return terms
+
+    def _flip_tag_term(self, outputs: Any, batch: Mapping[str, Any], joints: Tensor,
+                       device: torch.device) -> Tensor:
+        """The flip-tag distillation term (`LossConfig.flip_tag_teacher`)."""
+        from pose_core.losses.flip_tag_distillation import (
+            flip_tag_distillation,
+            mirrored_teacher_tags,
+        )
+
+        head = self.info.head_layout
+        if head.tags is None or head.tag_dim < 2:
+            raise ValueError("flip_tag_teacher needs a model with two tag values per joint")
+        if self._flip_teacher is None:
+            from pose_core.models import build_model, model_info
+            from pose_core.models.checkpoint import load_checkpoint
+
+            teacher = build_model(self.loss_config.flip_tag_teacher_model)
+            load_checkpoint(teacher, _resolve(self.loss_config.flip_tag_teacher))
+            self._flip_teacher = teacher.to(device).eval().requires_grad_(False)
+            teacher_head = model_info(self.loss_config.flip_tag_teacher_model).head_layout
+            if teacher_head.tags is None or teacher_head.tag_dim != 1:
+                raise ValueError("flip_tag_teacher_model must have one tag value per joint")
+            self._teacher_tags = teacher_head.tags
+        target = mirrored_teacher_tags(
+            self._flip_teacher, batch["image"].to(device, non_blocking=True),
+            self._teacher_tags, self.spec.flip_index,
+        )
+        student = head.tags.take(list(outputs))
+        return flip_tag_distillation(student, target, joints, head.tag_dim) * float(
+            self.loss_config.flip_tag_factor)
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float] | None:
         """AP on the held-out set (first `val_max_images` images), official test path."""

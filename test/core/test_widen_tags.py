@@ -36,3 +36,15 @@ def test_widened_network_starts_with_the_source_heatmaps_and_first_tag_value() -
     torch.testing.assert_close(wide_out[0][:, 17::2], narrow_out[0][:, 17:])  # tag value 0
     torch.testing.assert_close(wide_out[1], narrow_out[1])  # the deconv ignores value 1
     assert wide_out[0][:, 18::2].std() > 0  # value 1: random, with some spread
+
+
+def test_copy_first_starts_the_second_value_as_the_first() -> None:
+    torch.manual_seed(1)
+    source = build_model("higherhrnet_lite_w16_256_coco").eval()
+    for parameter in source.parameters():
+        parameter.data.normal_(0, 0.05)
+    wide = build_model("higherhrnet_lite_w16_256_coco_tag2").eval()
+    load_checkpoint(wide, _widen_tags().widen(source.state_dict(), wide, 17, 2, copy_first=True))
+    with torch.no_grad():
+        out = wide(torch.randn(1, 3, 96, 96))[0]
+    torch.testing.assert_close(out[:, 18::2], out[:, 17::2])

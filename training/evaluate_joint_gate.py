@@ -27,7 +27,6 @@ from tqdm import tqdm
 
 from pose_core.data.synthetic import SyntheticVideo
 from pose_core.evaluation import FrameScorer
-from pose_core.evaluation.frame_scoring import keypoint_similarity
 from pose_core.tracking import PoseTracker
 from pose_ros.camera_channel import tracker_config
 from pose_ros.params import NodeParams
@@ -37,17 +36,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def joint_owners(found: np.ndarray, scene, spec, min_score: float) -> tuple[int, int]:
-    """(right-person, other-person) drawn joints: each drawn joint's owner is the ground-truth
-    person whose same joint is most similar (similarity >= 0.5, as FrameScorer); a skeleton's
-    person is the owner of most of its joints."""
-    if not len(found) or not len(scene.keypoints):
-        return 0, 0
-    similarity = keypoint_similarity(found, scene.keypoints, scene.areas,
-                                     np.asarray(spec.sigmas))
-    similarity = np.where((scene.keypoints[..., 2] > 0)[None], similarity, 0.0)
-    owner = np.where(similarity.max(axis=1) >= 0.5, similarity.argmax(axis=1), -1)
-    owner = np.where(found[..., 2] > min_score, owner, -1)
+def joint_owners(scorer: FrameScorer, found: np.ndarray, scene) -> tuple[int, int]:
+    """(right-person, other-person) drawn joints (score above the scorer's
+    `keypoint_min_score`): each joint's owner as `FrameScorer.joint_owners` gives it, a
+    skeleton's person the owner of most of its joints."""
+    owner = scorer.joint_owners(found, scene.keypoints, scene.areas)
+    owner = np.where(np.asarray(found)[..., 2] > scorer.keypoint_min_score, owner, -1)
     right = other = 0
     for row in owner:
         owned = row[row >= 0]
@@ -83,7 +77,7 @@ def score(found: list, fps: float, speed: float, spec, params: NodeParams) -> di
         out = tracker.update(poses, index / fps, keep_untracked=params.track_publish_untracked,
                              image=scene.image_bgr)
         scorer.score(out.keypoints, scene.keypoints, scene.areas)
-        r, o = joint_owners(out.keypoints, scene, spec, params.keypoint_min_score)
+        r, o = joint_owners(scorer, out.keypoints, scene)
         right, other = right + r, other + o
     summary = scorer.summary()
     return {"recall": summary["recall"], "precision": summary["precision"],

@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         for scene in tqdm(scenes, desc=variant):
             found = estimator(scene.image_bgr).with_min_score(params.person_min_score)
             scorer.score(found.keypoints, scene.keypoints, scene.areas)
-            r, o = joint_owners(found.keypoints, scene, estimator.keypoint_spec,
-                                params.keypoint_min_score)
+            r, o = joint_owners(scorer, found.keypoints, scene)
             right, other = right + r, other + o
         summary = scorer.summary()
         rows.append({"variant": variant, "recall": summary["recall"],

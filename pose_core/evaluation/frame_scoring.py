@@ -159,18 +159,33 @@ class FrameScorer:
         self.frames.append(frame)
         return frame
 
-    def _score_edges(self, predicted: np.ndarray, truth: np.ndarray, areas: np.ndarray,
-                     sigmas: np.ndarray, frame: FrameScore) -> None:
-        if not len(predicted):
-            return
-        drawn = predicted[..., 2] > self.keypoint_min_score
+    def joint_owners(self, predicted: np.ndarray, truth: np.ndarray,
+                     areas: np.ndarray) -> np.ndarray:
+        """(P, J) the ground-truth person each predicted joint belongs to (the rule of the
+        wrong-person edges: the most similar same joint, similarity >= `joint_similarity`),
+        -1 for none; drawn or not."""
+        predicted = np.asarray(predicted, np.float64).reshape(-1, self.spec.num_keypoints, 3)
+        truth = np.asarray(truth, np.float64).reshape(-1, self.spec.num_keypoints, 3)
+        return self._owners(predicted, truth, np.asarray(areas, np.float64).reshape(-1),
+                            np.asarray(self.spec.sigmas, np.float64))
+
+    def _owners(self, predicted: np.ndarray, truth: np.ndarray, areas: np.ndarray,
+                sigmas: np.ndarray) -> np.ndarray:
         owner = np.full(predicted.shape[:2], -1)
-        if len(truth):
+        if len(predicted) and len(truth):
             similarity = keypoint_similarity(predicted, truth, areas, sigmas)  # (P, G, J)
             similarity = np.where((truth[..., 2] > 0)[None], similarity, 0.0)
             best = similarity.argmax(axis=1)
             best_value = np.take_along_axis(similarity, best[:, None, :], axis=1)[:, 0]
             owner = np.where(best_value >= self.joint_similarity, best, -1)
+        return owner
+
+    def _score_edges(self, predicted: np.ndarray, truth: np.ndarray, areas: np.ndarray,
+                     sigmas: np.ndarray, frame: FrameScore) -> None:
+        if not len(predicted):
+            return
+        drawn = predicted[..., 2] > self.keypoint_min_score
+        owner = self._owners(predicted, truth, areas, sigmas)
         for a, b in self.spec.skeleton:
             both = drawn[:, a] & drawn[:, b]
             frame.edges_drawn += int(both.sum())

@@ -84,6 +84,10 @@ def test_a_limb_taken_from_another_person_makes_its_edges_wrong() -> None:
     # shoulder-elbow crosses people; elbow-wrist stays within the other person
     assert frame.edges_wrong == 1
     assert scorer.summary()["wrong_edge_fraction"] == pytest.approx(1 / frame.edges_drawn)
+    # the joints' owners behind it: the taken elbow and wrist belong to the other person
+    owners = scorer.joint_owners(predicted, truth, areas)
+    assert owners[first, 8] == owners[first, 10] == second
+    assert owners[first, 6] == first and owners[second, 8] == second
 
 
 def test_hardly_visible_people_count_neither_way() -> None:

@@ -6,7 +6,8 @@ rate), the node's estimator (shipped model, node defaults) runs once; the node's
 with each gate speed of `--speeds` (0 = off) and its output is scored like the demo
 (`FrameScorer`, the node's `keypoint_min_score`): people recall / precision, wrong-person
 edges, and the drawn joints split into right-person joints (on the ground-truth person that
-owns most of the skeleton's joints) and other-person joints.
+owns most of the skeleton's joints) and other-person joints; and the tracker's median time per
+frame.
 
     ./env.sh python training/evaluate_joint_gate.py --clips 500:10 501:10 502:10 500:5 500:20 \\
         --speeds 0 2 3 4 --json docs/tracking_runs/joint_gate.json --plot docs/joint_gate.png
@@ -20,6 +21,8 @@ import json
 import pathlib
 import pickle
 import platform
+import statistics
+import time
 
 import matplotlib
 import numpy as np
@@ -73,9 +76,12 @@ def score(found: list, fps: float, speed: float, spec, params: NodeParams) -> di
         dataclasses.replace(params, track_joint_gate_speed=speed), spec))
     scorer = FrameScorer(spec, keypoint_min_score=params.keypoint_min_score)
     right = other = 0
+    seconds = []
     for index, (scene, poses) in enumerate(found):
+        started = time.perf_counter()
         out = tracker.update(poses, index / fps, keep_untracked=params.track_publish_untracked,
                              image=scene.image_bgr)
+        seconds.append(time.perf_counter() - started)
         scorer.score(out.keypoints, scene.keypoints, scene.areas)
         r, o = joint_owners(scorer, out.keypoints, scene)
         right, other = right + r, other + o
@@ -83,7 +89,8 @@ def score(found: list, fps: float, speed: float, spec, params: NodeParams) -> di
     return {"recall": summary["recall"], "precision": summary["precision"],
             "wrong_edge_fraction": summary["wrong_edge_fraction"],
             "edges_drawn": summary["edges_drawn"], "right_person_joints": right,
-            "other_person_joints": other}
+            "other_person_joints": other,
+            "tracker_ms_median": 1e3 * statistics.median(seconds)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed} {fps:g} fps gate {speed:g}: recall {row['recall']:.3f} "
                   f"precision {row['precision']:.3f} wrong edges "
                   f"{100 * row['wrong_edge_fraction']:.2f} % of {row['edges_drawn']}, joints "
-                  f"right {row['right_person_joints']} other {row['other_person_joints']}")
+                  f"right {row['right_person_joints']} other {row['other_person_joints']}, "
+                  f"tracker {row['tracker_ms_median']:.2f} ms / frame")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "command": "python training/evaluate_joint_gate.py " + " ".join(argv or []),

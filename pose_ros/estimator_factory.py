@@ -55,6 +55,7 @@ def build_estimator(
         checkpoint=params.checkpoint or None,
         device=resolve_device(params.device),
         flip_test=params.flip_test,
+        flip_scale=params.flip_scale if params.flip_test else 1.0,
         scales=params.scales,
         input_size=params.max_input_size or None,
         fp16=params.fp16,

@@ -50,7 +50,13 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         additional_constraints="auto|torch|onnxruntime|tensorrt",
     ),
     ParameterSpec("fp16", "half-precision inference (CUDA only)", read_only=True),
-    ParameterSpec("flip_test", "average with the horizontally flipped image (2x the cost)"),
+    ParameterSpec("flip_test", "average with the horizontally flipped image (a second pass)"),
+    ParameterSpec(
+        "flip_scale",
+        "size of the flip test's mirrored input relative to the normal one (1.0: the official "
+        "flip test; 0.75: 0.56x the pixels, a second view at another scale)",
+        float_range=(0.25, 1.0, 0.0),
+    ),
     ParameterSpec(
         "scales",
         "test-time scales (multi-scale inference), 1 to 4 values in [0.25, 4], with 1.0 "

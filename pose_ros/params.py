@@ -66,6 +66,7 @@ class NodeParams:
     backend: str = "auto"
     fp16: bool = False
     flip_test: bool = False
+    flip_scale: float = 1.0
     scales: tuple[float, ...] = (1.0,)
     detection_threshold: float = GROUPING_DEFAULTS.detection_threshold
     tag_threshold: float = GROUPING_DEFAULTS.tag_threshold
@@ -155,6 +156,13 @@ class NodeParams:
             return f"scales must lie in [0.25, 4.0], got {list(self.scales)}"
         if len(self.scales) > 1 and 1.0 not in self.scales:
             return "multi-scale inference needs 1.0 among the scales (tags come from it)"
+        if not 0.25 <= self.flip_scale <= 1.0:
+            return f"flip_scale must lie in [0.25, 1.0], got {self.flip_scale}"
+        if self.flip_test and self.flip_scale != 1.0:
+            info = model_info(self.model)
+            if info.head_layout.extras:
+                return (f"flip_scale < 1 needs a model whose outputs are heatmaps and tags "
+                        f"only; {self.model} ({info.decoder}) has others: use flip_scale 1.0")
         if self.max_input_size and (self.max_input_size % 32 or self.max_input_size < 64):
             return f"max_input_size must be 0 or a multiple of 32 >= 64, got {self.max_input_size}"
         if self.dem_mode not in ("paper", "release"):

@@ -63,6 +63,7 @@ OUTPUT_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 # Parameters whose change needs a new estimator (the others are read per frame).
 _ESTIMATOR_FIELDS = (
     "flip_test",
+    "flip_scale",
     "scales",
     "detection_threshold",
     "tag_threshold",
@@ -454,6 +455,7 @@ class PoseNode(LifecycleNode):
                 "checkpoint": params.checkpoint or "(shipped)",
                 "fp16": str(params.fp16).lower(),
                 "flip_test": str(params.flip_test).lower(),
+                "flip_scale": f"{params.flip_scale:g}",
                 "input_topic": channel.subscription.topic_name if channel.subscription else "",
                 "state": "active" if self._active else "inactive",
                 **channel.diagnostics_values(),

@@ -62,6 +62,9 @@ class TestOptions:
 
     Attributes:
         flip_test: average with the mirrored input (all methods).
+        flip_scale: size of the mirrored input relative to the normal one (1.0: the official
+            flip test; < 1: a reduced mirrored pass whose outputs are resized back before the
+            merge; bottom-up models without offset outputs only, checked by `PoseEstimator`).
         scales: bottom-up test scales.
         top_down_decoder: "quarter" (HRNet) or "dark" (DarkPose).
         dark_kernel: DARK blur size.
@@ -77,6 +80,7 @@ class TestOptions:
     __test__ = False  # not a pytest class
 
     flip_test: bool = True
+    flip_scale: float = 1.0
     scales: tuple[float, ...] = (1.0,)
     top_down_decoder: str = "quarter"
     dark_kernel: int = 11
@@ -87,6 +91,9 @@ class TestOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scales", check_scales(self.scales))
+        if not 0.25 <= float(self.flip_scale) <= 1.0:
+            raise ValueError(f"flip_scale must be in [0.25, 1.0], got {self.flip_scale}")
+        object.__setattr__(self, "flip_scale", float(self.flip_scale))
         if self.top_down_decoder not in ("quarter", "dark"):
             raise ValueError(
                 f"top_down_decoder must be 'quarter' or 'dark': {self.top_down_decoder}"

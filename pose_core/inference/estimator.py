@@ -31,6 +31,7 @@ from pose_core.default_model import DEFAULT_MODEL
 from pose_core.inference.buffers import BufferPool
 from pose_core.inference.thread_policy import DEFAULT_THREAD_POLICY, ThreadPolicy, torch_threads
 from pose_core.inference.preprocess import check_image
+from pose_core.inference.test_time_aug import mirrored_input, resized_like
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
 
@@ -50,6 +51,10 @@ class PoseEstimator:
             random weights (with a warning) for any other name.
         device: torch device string.
         flip_test: average with the mirrored image (official default on).
+        flip_scale: our option for bottom-up models without offset outputs: the mirrored pass
+            runs on the input resized to this fraction (sides rounded to the model's input
+            multiple) and its maps are resized back before the merge; 1.0 is the official
+            flip test. The pose node's default (0.75): measured in docs/training_synthetic.md.
         scales: bottom-up test scales (must contain 1.0 when more than one); None: the
             model's own (`ModelInfo.test_scales`: single scale but for the shipped model).
         input_size: overrides the model's input size: an int (bottom-up short side, or a
@@ -92,6 +97,7 @@ class PoseEstimator:
         input_size: int | tuple[int, int] | None = None,
         fp16: bool = False,
         *,
+        flip_scale: float = 1.0,
         top_down_decoder: Literal["quarter", "dark"] = "quarter",
         dark_kernel: int = 11,
         dark_refine: bool = False,
@@ -109,6 +115,7 @@ class PoseEstimator:
         grouping_options = {k: v for k, v in options.items() if k in _GROUPING_NAMES}
         test_options = TestOptions(
             flip_test=bool(flip_test),
+            flip_scale=float(flip_scale),
             scales=tuple(self.info.test_scales if scales is None else scales),
             top_down_decoder=top_down_decoder,
             dark_kernel=int(dark_kernel),
@@ -132,6 +139,9 @@ class PoseEstimator:
         if getattr(backend, "flip_folded", False) and not self.flip_test:
             raise ValueError("the backend's graph holds the flip test; use flip_test=True or "
                              "a graph exported without --flip-folded")
+        self.flip_scale = test_options.flip_scale
+        if self.flip_scale != 1.0:
+            _check_reduced_flip(self.info, backend)
         self.backend = backend
         self.device = backend.device
         # The large maps of the decoding are reused from image to image (no page faults for
@@ -240,6 +250,11 @@ class PoseEstimator:
         if self.flip_test:
             if getattr(self.backend, "flip_folded", False):
                 outputs = self.backend(batch)  # the graph mirrors the batch itself
+            elif self.flip_scale != 1.0:
+                plain = list(self.backend(batch))
+                mirrored = self.backend(
+                    mirrored_input(batch, self.flip_scale, int(self.info.input_multiple)))
+                return plain, resized_like(mirrored, plain)
             else:
                 outputs = self.backend(torch.cat((batch, torch.flip(batch, dims=[3]))))
             n = batch.shape[0]
@@ -302,6 +317,18 @@ def _chunks_of_rows(
     if current:
         chunks.append(current)
     return chunks
+
+
+def _check_reduced_flip(info: Any, backend: Any) -> None:
+    """A reduced mirrored pass (`flip_scale` < 1) resizes maps: only for bottom-up models
+    whose outputs are all maps that resize (heatmaps, tags; not offsets), run unfolded."""
+    if info.family != "higherhrnet" or info.head_layout.extras:
+        raise ValueError(
+            f"flip_scale < 1 needs a bottom-up model whose outputs are heatmaps and tags only; "
+            f"{info.name} ({info.decoder}) has other outputs: use flip_scale=1.0")
+    if getattr(backend, "flip_folded", False):
+        raise ValueError("the backend's graph holds the full-size flip test; flip_scale < 1 "
+                         "needs a graph exported without --flip-folded")
 
 
 def _named_backend(

@@ -9,6 +9,8 @@ with PROJECT2IMAGE on:
   output 0);
 - flip: the network's outputs for the mirrored input are upsampled the same way, mirrored back
   along width (no pixel shift) and their joint channels reordered by the flip index;
+  our option (not official): the mirrored pass may run on a reduced input (`flip_scale`,
+  `mirrored_input`) whose outputs are first resized to the normal pass's (`resized_like`);
 - per scale, heatmaps (normal + flipped) / 2 are projected (bilinear) to `base_size` (the network
   input size at scale 1.0) and summed over scales, then divided by the number of scales;
 - tags come from scale 1.0 only (or from the single scale when only one is used), normal then
@@ -36,7 +38,10 @@ from pose_core.grouping import ResizedTags
 from pose_core.inference.buffers import BufferPool, new_empty
 from pose_core.models.heads import HeadLayout
 
-__all__ = ["ScaleMaps", "merge_stage_outputs", "aggregate_scales", "upsample_bilinear"]
+__all__ = [
+    "ScaleMaps", "aggregate_scales", "merge_stage_outputs", "mirrored_input", "resized_like",
+    "upsample_bilinear",
+]
 
 
 @dataclass(frozen=True)
@@ -268,3 +273,28 @@ def aggregate_scales(
             )
         tag_pass = ones[0]
     return final, ResizedTags(tag_pass.tags[index].float(), (height, width))
+
+
+def mirrored_input(batch: torch.Tensor, flip_scale: float = 1.0, multiple: int = 1) -> torch.Tensor:
+    """The flip test's second input: `batch` (N, C, h, w) mirrored along width and, for
+    `flip_scale` != 1, resized (bilinear, align_corners=False) to `flip_scale` of its size,
+    each side rounded to `multiple` (at least one multiple)."""
+    mirrored = torch.flip(batch, dims=[3])
+    if flip_scale == 1.0:
+        return mirrored
+    height, width = batch.shape[-2:]
+    size = [max(multiple, int(round(side * flip_scale / multiple)) * multiple)
+            for side in (height, width)]
+    return F.interpolate(mirrored, size=size, mode="bilinear", align_corners=False)
+
+
+def resized_like(
+    outputs: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
+    """Each output resized (bilinear, align_corners=False) to its reference output's size: a
+    reduced mirrored pass (`mirrored_input`) brought onto the normal pass's grids, where the
+    merge mirrors it back. Bilinear resizing commutes with the mirror, so resizing before the
+    flip-back equals resizing after it."""
+    return [out if out.shape[-2:] == ref.shape[-2:] else
+            F.interpolate(out, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+            for out, ref in zip(outputs, reference)]

@@ -78,8 +78,9 @@ def measure_backend(context: Any, backend: str, args: argparse.Namespace,
     from pose_ros.msg import PersonArray
     from pose_ros.pose_node import PoseNode, build_estimator
 
-    overrides = [Parameter("device", value=args.device), Parameter("backend", value=backend),
-                 Parameter("flip_test", value=args.flip_test)]
+    overrides = [Parameter("device", value=args.device), Parameter("backend", value=backend)]
+    if args.flip_test is not None:
+        overrides.append(Parameter("flip_test", value=args.flip_test))
     label = args.checkpoint if checkpoint is None else checkpoint
     checkpoint, entry_values = checkpoint_entry(label)
     node_params, grouping = split_entry_values(entry_values)
@@ -158,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat every backend x checkpoint, interleaved")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--flip-test", action="store_true")
+    parser.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                        help="set the node's flip_test (default: the node's own default)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--rate", type=float, default=5.0)

@@ -50,11 +50,20 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         additional_constraints="auto|torch|onnxruntime|tensorrt",
     ),
     ParameterSpec("fp16", "half-precision inference (CUDA only)", read_only=True),
+    ParameterSpec(
+        "precision",
+        "onnxruntime graph on the CPU: int8 (statically quantized, calibrated on synthetic "
+        "frames) or fp32; auto: int8 for the shipped model (its accuracy measured equal), fp32 "
+        "for any other checkpoint",
+        read_only=True,
+        additional_constraints="auto|fp32|int8",
+    ),
     ParameterSpec("flip_test", "average with the horizontally flipped image (a second pass)"),
     ParameterSpec(
         "flip_scale",
         "size of the flip test's mirrored input relative to the normal one (1.0: the official "
-        "flip test; 0.75: 0.56x the pixels, a second view at another scale)",
+        "flip test; 0.625: 0.39x the pixels, a second view at another scale); models with "
+        "offset outputs (Double Embedding) always run 1.0",
         float_range=(0.25, 1.0, 0.0),
     ),
     ParameterSpec(

@@ -51,6 +51,7 @@ __all__ = [
 
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")  # pose_core backend_factory names
+PRECISIONS = ("auto", "fp32", "int8")  # of the onnxruntime graph; fp16 is its own parameter
 IMPLEMENTED_BACKENDS = BACKENDS
 _CUDA_INDEX = re.compile(r"^cuda:\d+$")
 _CAMERA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -65,8 +66,11 @@ class NodeParams:
     device: str = "auto"
     backend: str = "auto"
     fp16: bool = False
-    flip_test: bool = False
-    flip_scale: float = 1.0
+    precision: str = "auto"
+    # a second, reduced mirrored pass: far fewer wrong-person edges at the frame rate of one
+    # fp32 pass once the network runs int8 (docs/training_synthetic.md, "A reduced flip test")
+    flip_test: bool = True
+    flip_scale: float = 0.625
     scales: tuple[float, ...] = (1.0,)
     detection_threshold: float = GROUPING_DEFAULTS.detection_threshold
     tag_threshold: float = GROUPING_DEFAULTS.tag_threshold
@@ -148,6 +152,10 @@ class NodeParams:
             return f"backend '{self.backend}' must be one of {'|'.join(BACKENDS)}"
         if self.backend == "tensorrt" and self.device == "cpu":
             return "backend tensorrt needs a CUDA device (device is cpu)"
+        if self.precision not in PRECISIONS:
+            return f"precision '{self.precision}' must be one of {'|'.join(PRECISIONS)}"
+        if self.precision == "int8" and self.backend in ("torch", "tensorrt"):
+            return f"precision int8 is an onnxruntime graph; backend is {self.backend}"
         if self.fp16 and self.device == "cpu":
             return "fp16 needs a CUDA device (device is cpu)"
         if not self.scales or len(self.scales) > 4:
@@ -158,11 +166,6 @@ class NodeParams:
             return "multi-scale inference needs 1.0 among the scales (tags come from it)"
         if not 0.25 <= self.flip_scale <= 1.0:
             return f"flip_scale must lie in [0.25, 1.0], got {self.flip_scale}"
-        if self.flip_test and self.flip_scale != 1.0:
-            info = model_info(self.model)
-            if info.head_layout.extras:
-                return (f"flip_scale < 1 needs a model whose outputs are heatmaps and tags "
-                        f"only; {self.model} ({info.decoder}) has others: use flip_scale 1.0")
         if self.max_input_size and (self.max_input_size % 32 or self.max_input_size < 64):
             return f"max_input_size must be 0 or a multiple of 32 >= 64, got {self.max_input_size}"
         if self.dem_mode not in ("paper", "release"):
@@ -185,6 +188,14 @@ class NodeParams:
         if any(c < 0 for c in cpus):
             raise ValueError("negative CPU index")
         return cpus
+
+    def effective_flip_scale(self) -> float:
+        """The mirrored pass's size the estimator runs: `flip_scale`, or 1.0 (the full-size
+        flip) for a model that cannot take a reduced one (offset outputs: Double Embedding)."""
+        from pose_core.inference.estimator import reduced_flip_supported
+        from pose_core.models import model_info
+
+        return self.flip_scale if reduced_flip_supported(model_info(self.model)) else 1.0
 
     def thread_policy(self) -> ThreadPolicy:
         """The estimator's `ThreadPolicy` from the thread parameters."""

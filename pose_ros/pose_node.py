@@ -50,7 +50,7 @@ from pose_core.structures import Poses
 from pose_ros.camera_channel import CameraChannel, Frame, frame_age, stamp_seconds
 from pose_ros.depth_input import DepthPairer, DepthReading, depth_image_to_array
 from pose_ros.diagnostics import NodeStatistics
-from pose_ros.estimator_factory import Estimator, build_estimator, resolve_device
+from pose_ros.estimator_factory import Estimator, build_estimator, network_precision, resolve_device
 from pose_ros.frame_buffer import FrameWorker, KeyedLatestFrames
 from pose_ros.image_conversion import ImageRejected, compressed_to_bgr, image_to_bgr
 from pose_ros.msg import PersonArray
@@ -454,8 +454,9 @@ class PoseNode(LifecycleNode):
                 "model": params.model,
                 "checkpoint": params.checkpoint or "(shipped)",
                 "fp16": str(params.fp16).lower(),
+                "precision": network_precision(params, self.device),
                 "flip_test": str(params.flip_test).lower(),
-                "flip_scale": f"{params.flip_scale:g}",
+                "flip_scale": f"{params.effective_flip_scale():g}",
                 "input_topic": channel.subscription.topic_name if channel.subscription else "",
                 "state": "active" if self._active else "inactive",
                 **channel.diagnostics_values(),

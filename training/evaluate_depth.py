@@ -7,8 +7,8 @@ Frames of a `SyntheticVideo` (640 x 480, 4 walkers) with their aligned depth
     a reading (a structured-light / stereo camera);
 and two sources of 2D keypoints:
   - ground truth (the visible joints): the depth stage alone;
-  - the shipped model (`PoseEstimator(DEFAULT_MODEL)`, no flip, single scale, people >= 0.25
-    as the node publishes them; `--checkpoint` for other weights), each person paired with a
+  - the shipped model with the node's estimator (`build_estimator`: the node's default flip
+    test, scale and int8 graph unless overridden; people >= 0.25 as the node publishes them; `--checkpoint` for other weights), each person paired with a
     ground-truth person by an optimal OKS assignment, pairs with OKS >= 0.5 kept (correct
     detections, as COCO counts them): the whole path, 2D errors included.
 `pose_core.keypoints_from_depth` gives the positions; errors are Euclidean distances to the
@@ -32,12 +32,11 @@ from tqdm import tqdm
 
 from pose_core.data.synthetic import SyntheticVideo
 from pose_core.data.synthetic.depth import render_depth
-from pose_core.default_model import DEFAULT_MODEL
 from pose_core.depth import keypoints_from_depth
-from pose_core.inference import PoseEstimator
 from pose_core.keypoint_specs import COCO_17
 from pose_core.tracking import PoseTracker
 from pose_ros.camera_channel import tracker_config
+from pose_ros.estimator_factory import build_estimator
 from pose_ros.params import NodeParams
 
 
@@ -87,8 +86,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", default=None,
                         help="other weights for the shipped network (default: the shipped file)")
-    parser.add_argument("--flip-test", action="store_true",
-                        help="the node's flip_test: true (default: the node's default, off)")
+    parser.add_argument("--flip-test", action=argparse.BooleanOptionalAction,
+                        default=NodeParams().flip_test,
+                        help="the node's flip_test (default: the node's default)")
+    parser.add_argument("--flip-scale", type=float, default=NodeParams().flip_scale,
+                        help="the node's flip_scale (default: the node's default)")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
                         help="the node's scales (default: the node's default, one scale)")
     parser.add_argument("--node-tracker", action="store_true",
@@ -98,8 +100,9 @@ def main() -> None:
     parser.add_argument("--plot", type=pathlib.Path, default=None)
     args = parser.parse_args()
     video = SyntheticVideo(640, 480, num_people=4, fps=30.0, seed=args.seed)
-    estimator = PoseEstimator(DEFAULT_MODEL, checkpoint=args.checkpoint,
-                              flip_test=args.flip_test, scales=tuple(args.scales))
+    estimator = build_estimator(NodeParams(
+        checkpoint=args.checkpoint or "", flip_test=args.flip_test, flip_scale=args.flip_scale,
+        scales=tuple(args.scales)))
     tracker = (PoseTracker(tracker_config(NodeParams(), COCO_17)) if args.node_tracker
                else None)
     errors: dict[str, list[float]] = {}

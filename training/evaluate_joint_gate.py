@@ -32,6 +32,7 @@ from pose_core.data.synthetic import SyntheticVideo
 from pose_core.evaluation import FrameScorer
 from pose_core.tracking import PoseTracker
 from pose_ros.camera_channel import tracker_config
+from pose_ros.estimator_factory import network_precision
 from pose_ros.params import NodeParams
 from pose_ros.pose_node import build_estimator
 
@@ -58,8 +59,11 @@ def joint_owners(scorer: FrameScorer, found: np.ndarray, scene) -> tuple[int, in
 
 def detections(seed: int, fps: float, args: argparse.Namespace, estimator, params) -> list:
     """(scene, people the node publishes) per frame; the people are cached (`--cache`), the
-    scenes rendered again (the same seed gives the same frames)."""
-    path = args.cache / f"gate_seed{seed}_fps{fps:g}_frames{args.frames}.pkl"
+    scenes rendered again (the same seed gives the same frames). The cache name holds the
+    estimator settings, so changed node defaults never reuse another setting's people."""
+    settings = (f"flip{params.flip_scale:g}" if params.flip_test else "noflip") + \
+        f"_{network_precision(params, 'cpu')}"
+    path = args.cache / f"gate_seed{seed}_fps{fps:g}_frames{args.frames}_{settings}.pkl"
     video = SyntheticVideo(640, 480, args.people, fps=fps, seed=seed)
     scenes = [video.frame(index) for index in tqdm(range(args.frames), desc=f"render {seed}")]
     if path.exists():

@@ -1,8 +1,9 @@
 """Tracking and smoothing on synthetic video, scored with motmetrics (MOTA, IDF1, id switches).
 
 For each number of walkers, a `SyntheticVideo` (640 x 480, 30 fps) is run through
-  - detections: the shipped model (`PoseEstimator(DEFAULT_MODEL)`, the node's defaults: no
-    flip test, single scale, people scoring >= 0.25 as the node's `person_min_score`) or the
+  - detections: the shipped model with the node's estimator settings (`build_estimator` of the
+    default `NodeParams`: its flip test, scale, int8 graph on the CPU; people scoring >= 0.25
+    as the node's `person_min_score`) or the
     ground truth (every person with >= 4 joints in the frame, joint score 1 where the joint is
     in the frame), so the tracker's own share shows;
   - `pose_core.PoseTracker` (defaults);
@@ -35,11 +36,12 @@ from tqdm import tqdm
 
 from pose_core.data.synthetic import SyntheticVideo, difficulty_config, render_scene
 from pose_core.default_model import DEFAULT_MODEL
-from pose_core.inference import PoseEstimator
 from pose_core.keypoint_specs import COCO_17
 from pose_core.structures import Poses
 from pose_core.tracking import PoseTracker, TrackerConfig
 from pose_core.tracking.similarity import oks_matrix
+from pose_ros.estimator_factory import build_estimator
+from pose_ros.params import NodeParams
 
 MIN_JOINTS = 4
 MIN_SCORE = 0.1  # joints counted in matching and jitter
@@ -184,8 +186,8 @@ def main() -> None:
     parser.add_argument("--json", type=pathlib.Path, default=None)
     parser.add_argument("--plot", type=pathlib.Path, default=None)
     args = parser.parse_args()
-    estimator = PoseEstimator(DEFAULT_MODEL, checkpoint=args.checkpoint, flip_test=False,
-                              scales=(1.0,))  # the node's
+    # the node's estimator (its default parameters), with other weights when given
+    estimator = build_estimator(NodeParams(checkpoint=args.checkpoint or ""))
     report: dict = {"machine": platform.processor() or platform.machine(), "frames": args.frames,
                     "model": DEFAULT_MODEL, "checkpoint": args.checkpoint or "shipped",
                     "tracking": [], "smoothing": {}}

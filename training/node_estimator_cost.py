@@ -5,7 +5,9 @@ own process), but on this shared 2-core machine its rounds are often disturbed. 
 times what decides that rate, the node's estimator (`build_estimator`, the node's defaults plus
 each entry's settings) on the same frames, one call per entry in turn on every frame, so all
 entries see the same load; it reports the median milliseconds per frame and per stage, and the
-people published (score >= the entry's `person_min_score`).
+people published (score >= the entry's `person_min_score`). The first (warm-up) pass also scores
+each entry's people against the clip's ground truth as the demo does (`FrameScorer`: recall and
+precision at OKS >= 0.5, wrong-person edges; no tracker), so cost and accuracy come from one run.
 
 Entries are `PATH[@name=value,...]` as in `node_benchmark --checkpoints` (node parameters and
 `GroupingParams` fields, e.g. `old.pt@refine_min_score=0`).
@@ -28,6 +30,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from pose_core.evaluation import FrameScorer
 from pose_ros.node_benchmark import checkpoint_entry, split_entry_values
 from pose_ros.params import NodeParams
 from pose_ros.pose_node import build_estimator
@@ -58,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     total = {name: [] for name in entries}
     stages: dict[str, dict[str, list[float]]] = {name: {} for name in entries}
     people = {name: [] for name in entries}
+    scorers = {name: FrameScorer(estimator.keypoint_spec,
+                                 keypoint_min_score=params.keypoint_min_score)
+               for name, (params, estimator) in entries.items()}
     for repeat in range(args.repeats):
         for scene in tqdm(scenes, desc=f"pass {repeat + 1}/{args.repeats}"):
             for name, (params, estimator) in entries.items():
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 found = estimator(scene.image_bgr).with_min_score(params.person_min_score)
                 seconds = time.perf_counter() - started
                 if repeat == 0:
+                    scorers[name].score(found.keypoints, scene.keypoints, scene.areas)
                     continue
                 total[name].append(1e3 * seconds)
                 people[name].append(len(found.scores))
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         "median_ms": statistics.median(total[name]),
         "stage_median_ms": {s: statistics.median(v) for s, v in stages[name].items()},
         "people_per_frame": float(np.mean(people[name])),
+        **{key: scorers[name].summary()[key]
+           for key in ("recall", "precision", "wrong_edge_fraction")},
     } for name in entries]
     report = {"machine": platform.processor() or platform.machine(),
               "frames_timed": len(scenes) * (args.repeats - 1), "backend": args.backend,
@@ -84,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         stage_text = ", ".join(f"{s} {v:.1f}" for s, v in row["stage_median_ms"].items())
         print(f"{row['entry']}: {row['median_ms']:.1f} ms ({stage_text}), "
-              f"{row['people_per_frame']:.2f} people")
+              f"{row['people_per_frame']:.2f} people; recall {row['recall']:.3f}, precision "
+              f"{row['precision']:.3f}, wrong edges {100 * row['wrong_edge_fraction']:.2f} %")
     return 0
 
 

@@ -6,7 +6,8 @@ warning, when that backend cannot be built for the model, and for random weights
   channels-last, torch.compile / CUDA graphs from `BackendOptions`).
 - "onnxruntime": `options.onnx_path` when given (its metadata must name the model, keypoint set,
   head layout and checkpoint), else the export cache (`pose_core.export.onnx_cache`: exported on
-  first use, reused after) -> `OnnxRuntimeBackend`.
+  first use, reused after; precision "int8": its statically quantized form, also cached)
+  -> `OnnxRuntimeBackend`.
 - "tensorrt": `options.engine_path` with its metadata file -> `TensorRTBackend` (TensorRT is
   imported only there); `engine_policy` "error" | "rebuild" decides what a stale engine does.
 
@@ -58,7 +59,8 @@ class BackendOptions:
 
     Attributes:
         precision: "fp32" | "fp16" | "bf16" (torch; the TensorRT engine's own precision is
-            checked against it when not "fp32").
+            checked against it when not "fp32") | "int8" (onnxruntime: the statically
+            quantized graph, `pose_core.export.onnx_int8`, from the cache unless `onnx_path`).
         channels_last: torch: NHWC convolutions (None: on the CPU).
         compile: torch: torch.compile.
         cuda_graphs: torch on CUDA: CUDA graphs through torch.compile's reduce-overhead mode.
@@ -88,8 +90,8 @@ class BackendOptions:
     engine_policy: Literal["error", "rebuild"] = "error"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.precision not in (*PRECISIONS, "int8"):
+            raise ValueError(f"precision must be one of {', '.join((*PRECISIONS, 'int8'))}")
         if self.engine_policy not in ("error", "rebuild"):
             raise ValueError("engine_policy must be 'error' or 'rebuild'")
         object.__setattr__(self, "providers", tuple(self.providers))
@@ -149,7 +151,12 @@ def build_backend(
                 warnings.warn(f"backend auto: {name} failed for {model_name} "
                               f"({type(error).__name__}: {error}); running torch", stacklevel=2)
                 name = "torch"
+        if name == "torch" and options.precision == "int8":  # an onnxruntime-only precision
+            options = dataclasses.replace(options, precision="fp32")
     if name == "torch":
+        if options.precision == "int8":
+            raise ValueError("precision int8 is an onnxruntime graph; the torch backend runs "
+                             "fp32 / fp16 / bf16 (use backend onnxruntime)")
         from pose_core.models import build_model
         from pose_core.models.checkpoint import load_checkpoint
 
@@ -165,6 +172,9 @@ def build_backend(
     if name == "onnxruntime":
         from pose_core.inference.onnxruntime_backend import OnnxRuntimeBackend
 
+        if options.precision not in ("fp32", "int8"):
+            raise ValueError(f"the onnxruntime backend runs fp32 or int8 graphs, not "
+                             f"{options.precision} (fp16 / bf16: torch or tensorrt on CUDA)")
         return OnnxRuntimeBackend(_onnx_file(model_name, weights, options), options.providers,
                                   options.intra_op_threads, options.inter_op_threads)
     from pose_core.inference.tensorrt_backend import TensorRTBackend
@@ -188,7 +198,8 @@ def _onnx_file(model_name: str, weights: Path, options: BackendOptions) -> Path:
 
     if options.onnx_path is None:
         return cached_onnx(model_name, weights, flip_folded=options.flip_folded,
-                           cache_dir=options.cache_dir)
+                           cache_dir=options.cache_dir,
+                           precision="int8" if options.precision == "int8" else "fp32")
     path = Path(options.onnx_path)
     onnx_metadata(path).check_matches(model_info(model_name), file_sha256(weights),
                                       source=str(path))
@@ -200,8 +211,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                         help=f"network backend (auto: torch on CUDA, {CPU_DEFAULT_BACKEND} on "
                         "the CPU when the weights can be exported)")
-    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
-                        help="torch backend precision (fp16: CUDA only)")
+    parser.add_argument("--precision", choices=(*PRECISIONS, "int8"), default="fp32",
+                        help="torch backend precision (fp16: CUDA only); int8: the quantized "
+                        "onnxruntime graph")
     parser.add_argument("--onnx", default=None,
                         help="onnxruntime: this exported file instead of the export cache")
     parser.add_argument("--onnx-threads", type=int, default=None,

@@ -35,7 +35,7 @@ from pose_core.inference.test_time_aug import mirrored_input, resized_like
 from pose_core.keypoint_specs import KeypointSpec
 from pose_core.structures import Poses
 
-__all__ = ["PoseEstimator"]
+__all__ = ["PoseEstimator", "reduced_flip_supported"]
 
 _GROUPING_NAMES = frozenset(f.name for f in dataclasses.fields(GroupingParams))
 
@@ -319,10 +319,15 @@ def _chunks_of_rows(
     return chunks
 
 
+def reduced_flip_supported(info: Any) -> bool:
+    """Whether `flip_scale` < 1 suits the model: a reduced mirrored pass resizes its maps, so
+    only bottom-up models whose outputs all resize (heatmaps, tags; not offsets) take it."""
+    return info.family == "higherhrnet" and not info.head_layout.extras
+
+
 def _check_reduced_flip(info: Any, backend: Any) -> None:
-    """A reduced mirrored pass (`flip_scale` < 1) resizes maps: only for bottom-up models
-    whose outputs are all maps that resize (heatmaps, tags; not offsets), run unfolded."""
-    if info.family != "higherhrnet" or info.head_layout.extras:
+    """`flip_scale` < 1: a model that takes it (`reduced_flip_supported`), run unfolded."""
+    if not reduced_flip_supported(info):
         raise ValueError(
             f"flip_scale < 1 needs a bottom-up model whose outputs are heatmaps and tags only; "
             f"{info.name} ({info.decoder}) has other outputs: use flip_scale=1.0")

@@ -66,6 +66,8 @@ def test_yaml_file_holds_every_parameter_with_the_defaults() -> None:
         ("scales", [0.5, 2.0], "needs 1.0 among the scales"),
         ("scales", [1.0, 1.5, 2.0, 0.5, 0.75], "scales must have 1 to 4 entries"),
         ("flip_test", "yes", ""),  # wrong type
+        ("flip_scale", 0.1, ""),  # out of the descriptor's range
+        ("precision", "int8", "read-only"),
         ("device", "cuda", "read-only"),  # read-only: needs a reconfigure
     ],
 )
@@ -105,6 +107,9 @@ def test_valid_runtime_changes_are_accepted(ros_context: rclpy.Context) -> None:
         ([Parameter("model", value="resnet")], "model 'resnet' is unknown"),
         ([Parameter("checkpoint", value="/nonexistent/w.pt")], "is not a file"),
         ([Parameter("device", value="cpu"), Parameter("fp16", value=True)], "fp16 needs"),
+        ([Parameter("precision", value="int4")], "precision 'int4' must be one of"),
+        ([Parameter("backend", value="torch"), Parameter("precision", value="int8")],
+         "int8 is an onnxruntime graph"),
     ],
 )
 def test_invalid_start_values_are_refused_with_a_reason(
@@ -170,3 +175,36 @@ def test_node_runs_a_single_scale_whatever_the_models_default_test_scales() -> N
     params = NodeParams()
     assert params.scales == (1.0,)
     assert len(model_info(params.model).test_scales) > 1
+
+
+def test_network_precision_is_int8_only_for_the_shipped_weights_on_the_cpu(
+    tmp_path: Path,
+) -> None:
+    from pose_ros.estimator_factory import network_precision
+
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"")
+    assert NodeParams().precision == "auto"
+    assert network_precision(NodeParams(), "cpu") == "int8"
+    assert network_precision(NodeParams(backend="onnxruntime"), "cpu") == "int8"
+    assert network_precision(NodeParams(), "cuda") == "fp32"  # auto is torch there
+    assert network_precision(NodeParams(backend="torch"), "cpu") == "fp32"
+    assert network_precision(NodeParams(checkpoint=str(weights)), "cpu") == "fp32"
+    assert network_precision(NodeParams(precision="fp32"), "cpu") == "fp32"
+    assert network_precision(NodeParams(checkpoint=str(weights), precision="int8"), "cpu") == "int8"
+
+
+def test_flip_defaults_and_the_models_that_run_a_full_size_flip(tmp_path: Path) -> None:
+    """The node's default is the reduced flip test; a model with offset outputs (Double
+    Embedding) runs the full-size one whatever `flip_scale` says, instead of refusing."""
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"")
+    params = NodeParams()
+    assert params.flip_test and params.flip_scale == 0.625
+    assert params.effective_flip_scale() == 0.625
+    dem = NodeParams(model="dem_higherhrnet_lite_w16_256_coco", checkpoint=str(weights))
+    assert dem.effective_flip_scale() == 1.0
+    ce = NodeParams(model="ce_higherhrnet_lite_w16_256_coco", checkpoint=str(weights))
+    assert ce.effective_flip_scale() == 0.625
+    with pytest.raises(ValueError, match="flip_scale must lie in"):
+        NodeParams(flip_scale=1.5)

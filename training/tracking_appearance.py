@@ -12,7 +12,7 @@ evaluation seeds kept apart), the shipped model runs once with the node's settin
 
 All scored with motmetrics as `evaluate_tracking.py` scores them (IDF1, MOTA, id switches).
 `--cache DIR` keeps each video's detections (pickles of `evaluate_tracking.detect`'s output,
-`model_seed<S>_walkers<W>_frames<F>.pkl`) so that a rerun tracks the same people again without
+`model_seed<S>_walkers<W>_frames<F>_<flip setting>_<precision>.pkl`) so that a rerun tracks the same people again without
 running the network.
 
     ./env.sh python training/tracking_appearance.py --tuning-seeds 1 4 5 \\
@@ -33,8 +33,8 @@ from scipy.optimize import linear_sum_assignment
 
 from evaluate_tracking import FPS, detect, mot_summary, oks_distance, present  # training/
 from pose_core.data.synthetic import SyntheticVideo
-from pose_core.default_model import DEFAULT_MODEL
-from pose_core.inference import PoseEstimator
+from pose_ros.estimator_factory import build_estimator, network_precision
+from pose_ros.params import NodeParams
 from pose_core.tracking import TrackerConfig
 from tune_tracker import track  # training/
 
@@ -69,13 +69,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=pathlib.Path, default=None,
                         help="folder for the model's detections per video (read if present)")
     args = parser.parse_args(argv)
-    estimator = PoseEstimator(DEFAULT_MODEL, flip_test=False, scales=(1.0,))  # the node's
+    params = NodeParams()
+    estimator = build_estimator(params)  # the node's, with its default parameters
+    # the cache names hold the estimator settings: other node defaults never reuse them
+    settings = (f"flip{params.flip_scale:g}" if params.flip_test else "noflip") + \
+        f"_{network_precision(params, 'cpu')}"
     rows = []
     for role, seeds in (("tuning", args.tuning_seeds), ("evaluation", args.evaluation_seeds)):
         for seed in seeds:
             video = SyntheticVideo(640, 480, num_people=args.walkers, fps=FPS, seed=seed)
-            cached = (args.cache / f"model_seed{seed}_walkers{args.walkers}_frames{args.frames}.pkl"
-                      if args.cache else None)
+            name = f"model_seed{seed}_walkers{args.walkers}_frames{args.frames}_{settings}.pkl"
+            cached = args.cache / name if args.cache else None
             if cached is not None and cached.exists():
                 detections = pickle.loads(cached.read_bytes())
             else:

@@ -25,9 +25,9 @@ import motmetrics as mm
 from tqdm import tqdm
 
 from pose_core.data.synthetic import SyntheticVideo
-from pose_core.default_model import DEFAULT_MODEL
-from pose_core.inference import PoseEstimator
 from pose_core.tracking import PoseTracker, TrackerConfig
+from pose_ros.estimator_factory import build_estimator
+from pose_ros.params import NodeParams
 
 GRID = {
     "high_score": (0.3, 0.4, 0.5),
@@ -55,9 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=pathlib.Path, required=True)
     args = parser.parse_args(argv)
     video = SyntheticVideo(640, 480, num_people=args.walkers, fps=FPS, seed=args.seed)
-    sources = {"shipped model": detect(video, args.frames,
-                                       PoseEstimator(DEFAULT_MODEL, flip_test=False,
-                                                     scales=(1.0,))),
+    # the node's estimator with its default parameters (as evaluate_tracking.py runs it)
+    sources = {"shipped model": detect(video, args.frames, build_estimator(NodeParams())),
                "ground truth": detect(video, args.frames, None)}
     default = TrackerConfig()
     rows = []

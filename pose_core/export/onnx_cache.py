@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -86,6 +87,14 @@ def cached_onnx(
         except Exception:  # noqa: BLE001 - a truncated file fails in protobuf's own errors
             pass
     if precision == "int8":
+        from pose_core.default_model import DEFAULT_MODEL
+
+        if model_name != DEFAULT_MODEL:
+            warnings.warn(
+                f"int8 graph of {model_name}: activation ranges observed on synthetic-world "
+                "frames; for real cameras write one calibrated on your frames (pose-export "
+                "onnx --precision int8 --calibration-images DIR) and run it with onnx_path",
+                stacklevel=2)
         source = cached_onnx(model_name, checkpoint, flip_folded=flip_folded, opset=opset,
                              cache_dir=folder)
         return quantize_int8(source, path, synthetic_calibration(info),

@@ -9,7 +9,7 @@ additions and ReLUs quantized by onnxruntime's own `quantize_static`:
 - input and outputs stay float32; the metadata of `src` is kept and gains
   `pose_ros.int8 = "true"` and `pose_ros.int8_calibration` (what the ranges were observed on).
 
-`synthetic_calibration(info, input_wh)` gives the default calibration batches: frames of the
+`synthetic_calibration(info, image_wh)` gives the default calibration batches: frames of the
 package's synthetic world, warped and normalised as the estimator does. They suit the shipped
 synthetic model; for official checkpoints pass frames of the user's own cameras
 (`pose-export onnx --precision int8 --calibration-images DIR`). Accuracy and speed of the shipped
@@ -30,8 +30,8 @@ __all__ = ["INT8_MARK", "INT8_RECIPE", "quantize_int8", "synthetic_calibration",
            "calibration_from_images"]
 
 INT8_MARK = "pose_ros.int8"
-# Conv alone: 1.26x the fp32 network's speed on the 2-core CPU; with the residual Adds (and
-# their ReLUs) in int8 too, fewer quantize / dequantize pairs: 1.43x (docs/deployment.md)
+# the residual Adds (and their ReLUs) in int8 too: fewer quantize / dequantize pairs around
+# them than with Conv alone, a faster graph (docs/deployment.md, "INT8 on the CPU")
 QUANTIZED_OPS = ("Conv", "Add", "Relu")
 # changes whenever the quantization recipe does (it is part of the int8 cache key)
 INT8_RECIPE = "qdq-conv-add-relu-minmax-perchannel-outputs-fp32-v1"

@@ -54,7 +54,7 @@ class PoseEstimator:
         flip_scale: our option for bottom-up models without offset outputs: the mirrored pass
             runs on the input resized to this fraction (sides rounded to the model's input
             multiple) and its maps are resized back before the merge; 1.0 is the official
-            flip test. The pose node's default (0.75): measured in docs/training_synthetic.md.
+            flip test. The pose node's default (0.625): measured in docs/training_synthetic.md.
         scales: bottom-up test scales (must contain 1.0 when more than one); None: the
             model's own (`ModelInfo.test_scales`: single scale but for the shipped model).
         input_size: overrides the model's input size: an int (bottom-up short side, or a

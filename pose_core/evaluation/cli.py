@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-down-decoder", choices=("quarter", "dark"),
                         help="top-down decoding: HRNet quarter offset (default) or DARK")
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    parser.add_argument("--flip-scale", type=float, default=1.0,
+                        help="size of the flip test's mirrored pass relative to the input "
+                        "(1.0: the official flip test; the pose node uses 0.625)")
     parser.add_argument("--scales", type=float, nargs="+", default=None,
                         help="bottom-up test scales (with --images; 1.0 among them; "
                              "default: the model's own)")
@@ -177,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             options: dict[str, Any] = {
                 "flip_test": not args.no_flip,
+                "flip_scale": args.flip_scale,
                 "scales": None if args.scales is None else tuple(args.scales),
                 "backend": args.backend,
                 "backend_options": backend_options_from_args(args),

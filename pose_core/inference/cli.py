@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu")
     add_backend_arguments(parser)
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    parser.add_argument("--flip-scale", type=float, default=1.0,
+                        help="size of the flip test's mirrored pass relative to the input "
+                        "(1.0: the official flip test; the pose node uses 0.625)")
     parser.add_argument("--scales", type=float, nargs="+", default=None,
                         help="bottom-up test scales (default: the model's own)")
     parser.add_argument("--input-size", type=int, default=None)
@@ -97,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoint=args.checkpoint,
         device=args.device,
         flip_test=not args.no_flip,
+        flip_scale=args.flip_scale,
         scales=None if args.scales is None else tuple(args.scales),
         input_size=args.input_size,
         backend=args.backend,

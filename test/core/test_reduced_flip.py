@@ -125,3 +125,27 @@ def test_coupled_embedding_takes_a_reduced_flip() -> None:
                               flip_scale=0.75, max_people=3)
     poses = estimator(np.zeros((96, 128, 3), np.uint8))
     assert poses.keypoints.shape[1:] == (17, 3)
+
+
+def test_clis_take_the_flip_scale(tmp_path) -> None:
+    """`pose-infer` / `pose-eval --flip-scale` (default 1.0, the official flip test); pose-infer
+    runs with it on an image and writes its people."""
+    import json
+
+    import cv2
+
+    from pose_core.evaluation.cli import build_parser as eval_parser
+    from pose_core.inference.cli import build_parser as infer_parser
+    from pose_core.inference.cli import main as infer_main
+
+    assert infer_parser().parse_args(["x.jpg"]).flip_scale == 1.0
+    assert eval_parser().parse_args(
+        ["--dataset", "coco", "--annotations", "a.json", "--images", "im",
+         "--flip-scale", "0.625"]).flip_scale == 0.625
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), SyntheticVideo(320, 240, num_people=2, fps=10.0, seed=4).frame(0)
+                .image_bgr)
+    out = tmp_path / "people.json"
+    assert infer_main([str(image), "--flip-scale", "0.625", "--scales", "1.0",
+                       "--backend", "torch", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())

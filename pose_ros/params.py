@@ -98,7 +98,7 @@ class NodeParams:
     track_low_score: float = 0.1
     track_min_hits: int = 2
     track_max_misses: int = 15
-    track_appearance_weight: float = 0.3
+    track_appearance_weight: float = 0.6
     track_publish_untracked: bool = True
     track_predict_velocity: bool = True
     track_joint_gate_speed: float = 3.0

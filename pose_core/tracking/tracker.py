@@ -81,7 +81,7 @@ class TrackerConfig:
     min_similarity: float = 0.2
     low_min_similarity: float = 0.4
     oks_weight: float = 0.5
-    appearance_weight: float = 0.3
+    appearance_weight: float = 0.6
     appearance_scale: float = 20.0
     appearance_momentum: float = 0.8
     min_hits: int = 2
